@@ -39,11 +39,8 @@ def problems(path: Path) -> list[str]:
     nb = json.loads(path.read_text(encoding="utf-8"))
     found = []
     cells = nb.get("cells", [])
-    first_code = next((c for c in cells if c["cell_type"] == "code"), None)
-    if first_code is None or "".join(first_code["source"]) != SETUP_CELL:
-        found.append("the first code cell is not the Colab setup cell")
-    if cells and cells[0]["cell_type"] == "code" and cells[0] is not first_code:
-        found.append("a code cell comes before the setup cell")
+    if not cells or cells[0]["cell_type"] != "code" or "".join(cells[0]["source"]) != SETUP_CELL:
+        found.append("the first cell is not the Colab setup cell (run: python tools/notebook_tools.py sync)")
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
             found.append(f"cell {i} has outputs or an execution count")
@@ -52,10 +49,11 @@ def problems(path: Path) -> list[str]:
 
 def sync(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
-    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    if code_cells:
-        code_cells[0]["source"] = SETUP_CELL.splitlines(keepends=True)
-    for cell in code_cells:
+    cells = nb["cells"]
+    if not cells or cells[0]["cell_type"] != "code":
+        cells.insert(0, {"cell_type": "code", "metadata": {}, "source": [], "outputs": [], "execution_count": None})
+    cells[0]["source"] = SETUP_CELL.splitlines(keepends=True)
+    for cell in (c for c in cells if c["cell_type"] == "code"):
         cell["outputs"] = []
         cell["execution_count"] = None
     nb.get("metadata", {}).pop("widgets", None)
