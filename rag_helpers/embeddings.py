@@ -16,6 +16,7 @@ from .models import (
     hub_reachable,
     is_default_embedding_model,
     packaged_encoder_path,
+    short_reason,
 )
 from .validation import check_texts
 from .vectors import l2_normalize
@@ -66,7 +67,9 @@ def load_encoder(model_name: str | None = None, device: str | None = None) -> Se
             else "check the name, or download it once while online (it is then cached)"
         )
         where = "" if online else " (the Hugging Face Hub is not reachable and it is not in the local cache)"
-        raise ModelLoadError(f"could not load embedding model {name!r}{where}: {exc}. Hint: {hint}") from exc
+        raise ModelLoadError(
+            f"could not load embedding model {name!r}{where}: {short_reason(exc)}. Hint: {hint}"
+        ) from exc
 
 
 def embed(

