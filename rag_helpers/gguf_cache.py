@@ -47,8 +47,9 @@ def _sha256(path: Path) -> str:
 
 
 def _source_id(gguf_path: Path) -> dict:
-    stat = gguf_path.stat()
-    return {"name": gguf_path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    # By content, not by path or date: every virtual environment installs its
+    # own copy of the same file, and they should all share one cache.
+    return {"name": gguf_path.name, "size": gguf_path.stat().st_size, "sha256": _sha256(gguf_path)}
 
 
 def check_converted(folder: Path, gguf_path: Path) -> str | None:

@@ -76,17 +76,53 @@ def _search_chunk(
         # One query: a matrix-vector product (gemv); a batch: a matrix product (gemm).
         block_scores = (block @ queries[0])[None, :] if len(queries) == 1 else queries @ block.T
         check_scores(block_scores, first_doc=start)
-        idx, val = top_k_rows(block_scores, min(k, block.shape[0]), offset=start)
         if best_idx is None:
-            best_idx, best_val = idx, val
+            # The first block holds at least k documents (rows_per_block >= k).
+            best_idx, best_val = top_k_rows(block_scores, k, offset=start)
         else:
-            # The overall top k are among the blocks' top k: merge the two lists.
-            best_idx = np.concatenate([best_idx, idx], axis=1)
-            best_val = np.concatenate([best_val, val], axis=1)
-            order = np.lexsort((best_idx, -best_val), axis=1)[:, :k]
-            best_idx = np.take_along_axis(best_idx, order, axis=1)
-            best_val = np.take_along_axis(best_val, order, axis=1)
+            best_idx, best_val = _merge_block(best_idx, best_val, block_scores, start)
     return best_idx, best_val.astype(np.float32, copy=False)
+
+
+def _merge_block(
+    best_idx: np.ndarray, best_val: np.ndarray, block_scores: np.ndarray, start: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold a (q, b) block of scores into the running top k of each of the q rows.
+
+    ``best_idx`` and ``best_val`` are (q, k), each row best first; the block's
+    documents come after all those seen so far (indices from ``start``).
+    """
+    q, k = best_idx.shape
+    # Why not select the block's own top k first? Because most of its scores
+    # cannot make it: a document enters a row's top k only if it beats that
+    # row's k-th best score so far. (Equal is not enough: the document already
+    # kept has the lower index, and wins the tie.) After the first blocks this
+    # bar is high, so one comparison pass over the block finds the few
+    # candidates, several times faster than a partition of every row.
+    candidates = block_scores > best_val[:, -1:]
+    if not candidates.any():
+        return best_idx, best_val
+    if np.count_nonzero(candidates) > q * k:
+        # Many candidates (e.g. scores that rise with the index): the block's
+        # own top k per row is a smaller pool, and holds every possible winner.
+        idx, val = top_k_rows(block_scores, min(k, block_scores.shape[1]), offset=start)
+        rows = np.repeat(np.arange(q), idx.shape[1])
+        idx, val = idx.ravel(), val.ravel()
+    else:
+        rows, cols = np.nonzero(candidates)
+        idx, val = cols + start, block_scores[rows, cols]
+
+    # Pool each row's current best with its new candidates; sort the pool by
+    # row, then by score (high first), then by index (low first); keep the
+    # first k entries of each row. Every row has at least its k current best.
+    pool_rows = np.concatenate([np.repeat(np.arange(q), k), rows])
+    pool_idx = np.concatenate([best_idx.ravel(), idx])
+    pool_val = np.concatenate([best_val.ravel(), val])
+    order = np.lexsort((pool_idx, -pool_val, pool_rows))
+    row_counts = np.bincount(pool_rows, minlength=q)
+    row_start = np.cumsum(row_counts) - row_counts
+    keep = order[(row_start[:, None] + np.arange(k)).ravel()]
+    return pool_idx[keep].reshape(q, k), pool_val[keep].reshape(q, k)
 
 
 def retrieve_with_numpy(

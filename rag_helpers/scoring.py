@@ -45,6 +45,12 @@ def check_scores(scores: np.ndarray, *, first_doc: int = 0) -> None:
     this O(n) pass over the scores stands in for an O(n * d) pass over the
     documents. A cosine outside [-1, 1] means a document was not normalized.
     """
+    limit = 1.0 + UNIT_TOLERANCE
+    # Fast path, two passes that allocate nothing: min and max propagate NaN,
+    # and every comparison with NaN is False, so NaN, infinities and
+    # out-of-range cosines all fail this test. Only then do we find the rows.
+    if scores.size == 0 or (scores.min() >= -limit and scores.max() <= limit):
+        return
     finite = np.isfinite(scores)
     if not finite.all():
         bad_cols = np.flatnonzero(~finite.reshape(-1, scores.shape[-1]).all(axis=0)) + first_doc
@@ -52,8 +58,7 @@ def check_scores(scores: np.ndarray, *, first_doc: int = 0) -> None:
             f"docs has NaN or infinite values in row(s) {_describe_rows(bad_cols)}: "
             "their scores would be NaN"
         )
-    limit = 1.0 + UNIT_TOLERANCE
-    if scores.size and (scores.max() > limit or scores.min() < -limit):
+    if scores.max() > limit or scores.min() < -limit:
         flat = np.abs(scores.reshape(-1, scores.shape[-1])).max(axis=0)
         bad_cols = np.flatnonzero(flat > limit) + first_doc
         raise ValueError(
