@@ -12,6 +12,7 @@ from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
 from .models import ModelLoadError
 from .pipeline import RAGPipeline
 from .prompts import build_prompt
+from .validation import check_k, check_query_text
 
 
 def _one_line_warnings(message, category, filename, lineno, line=None) -> str:
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     documents = _read_documents(args.docs) if args.docs else SAMPLE_DOCUMENTS
     try:
+        # Check what the user typed before spending seconds on loading models.
+        check_query_text(args.question, name="query")
+        check_k(args.k, len(documents))
         generator = load_generator(args.generator_model, args.device)
         print(f"Using device: {generator.device}")
         encoder = load_encoder(args.embedding_model, generator.device)
