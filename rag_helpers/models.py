@@ -12,6 +12,7 @@ to the packaged model, and it says so in one line.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -50,6 +51,25 @@ class ModelLoadError(RuntimeError):
 
 class OfflineFallbackWarning(UserWarning):
     """The default generator was out of reach, so the packaged one is used."""
+
+
+@contextlib.contextmanager
+def quiet_weight_loading():
+    """Hide transformers' per-tensor "Loading weights" bar while a model loads.
+
+    Loading takes well under a second here, and in a notebook's saved output
+    the bar's first frame ("0%| 0/103") reads like a stalled load. The
+    setting is put back afterwards.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def short_reason(exc: BaseException) -> str:

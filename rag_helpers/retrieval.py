@@ -16,7 +16,10 @@ __all__ = ["search", "retrieve_with_numpy", "SCORE_BLOCK_BYTES"]
 #: Most bytes of scores held at once by ``search``. A batch of 64 queries over
 #: a million documents would need a (64, 1_000_000) score matrix (256 MB);
 #: blocks of documents keep it to this size, whatever q and n are.
-SCORE_BLOCK_BYTES = 64 * 2**20
+#: Small blocks are also faster: a block of scores still sits in the CPU cache
+#: when the checks and the top-k selection read it back, right after the
+#: matrix product wrote it (see benchmarks/README.md for the measurements).
+SCORE_BLOCK_BYTES = 8 * 2**20
 # Queries scored together: enough to make the matrix product efficient,
 # few enough that a block still holds many documents.
 _QUERY_CHUNK = 256
@@ -102,9 +105,10 @@ def _merge_block(
     candidates = block_scores > best_val[:, -1:]
     if not candidates.any():
         return best_idx, best_val
-    if np.count_nonzero(candidates) > q * k:
-        # Many candidates (e.g. scores that rise with the index): the block's
-        # own top k per row is a smaller pool, and holds every possible winner.
+    if np.count_nonzero(candidates) > block_scores.size // 32:
+        # Many candidates (e.g. scores that rise with the index): sorting them
+        # all would cost more than selecting the block's own top k per row,
+        # a smaller pool that still holds every possible winner.
         idx, val = top_k_rows(block_scores, min(k, block_scores.shape[1]), offset=start)
         rows = np.repeat(np.arange(q), idx.shape[1])
         idx, val = idx.ravel(), val.ravel()
@@ -115,12 +119,15 @@ def _merge_block(
         idx, val = cols + start, block_scores[rows, cols]
 
     # Pool each row's current best with its new candidates; sort the pool by
-    # row, then by score (high first), then by index (low first); keep the
-    # first k entries of each row. Every row has at least its k current best.
+    # row, then by score (high first); keep the first k entries of each row.
+    # Equal scores must stay in index order, and they do without a third sort
+    # key: lexsort is stable, and the pool is already in index order within
+    # each score (the current best, ties by index, then the new candidates,
+    # whose indices are all higher, in column order).
     pool_rows = np.concatenate([np.repeat(np.arange(q), k), rows])
     pool_idx = np.concatenate([best_idx.ravel(), idx])
     pool_val = np.concatenate([best_val.ravel(), val])
-    order = np.lexsort((pool_idx, -pool_val, pool_rows))
+    order = np.lexsort((-pool_val, pool_rows))
     row_counts = np.bincount(pool_rows, minlength=q)
     row_start = np.cumsum(row_counts) - row_counts
     keep = order[(row_start[:, None] + np.arange(k)).ravel()]

@@ -16,6 +16,11 @@ __all__ = ["l2_normalize", "check_unit_rows"]
 UNIT_TOLERANCE = 1e-3
 
 
+def _where(name: str, ndim: int, rows: np.ndarray) -> str:
+    """ "x" for a single vector, "x in row(s) 3, 7" for a matrix."""
+    return name if ndim == 1 else f"{name} in row(s) {_describe_rows(rows)}"
+
+
 def _describe_rows(rows: np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(int(r)) for r in rows[:limit])
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
@@ -47,7 +52,7 @@ def l2_normalize(x: np.ndarray, *, name: str = "x") -> np.ndarray:
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ValueError(f"{name} has NaN or infinite values in row(s) {_describe_rows(bad)}")
+        raise ValueError(f"{_where(name, arr.ndim, bad)} has NaN or infinite values")
 
     # Dividing by the largest |value| first keeps the squares away from float
     # overflow (1e30**2) and underflow (1e-30**2), so the norm is exact to
@@ -56,8 +61,8 @@ def l2_normalize(x: np.ndarray, *, name: str = "x") -> np.ndarray:
     if (scale == 0).any():
         bad = np.flatnonzero(scale == 0)
         raise ValueError(
-            f"{name} has all-zero row(s) {_describe_rows(bad)}: a zero vector has no "
-            "direction, so it cannot be normalized (its cosine with anything is undefined)"
+            f"{_where(name, arr.ndim, bad)} is all zeros: a zero vector has no direction, "
+            "so it cannot be normalized (its cosine with anything is undefined)"
         )
     scaled = rows / scale[:, None]
     norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64))
@@ -74,12 +79,12 @@ def check_unit_rows(x: np.ndarray, *, name: str, tolerance: float = UNIT_TOLERAN
     rows = x.reshape(1, -1) if x.ndim == 1 else x
     if not np.isfinite(rows).all():
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
-        raise ValueError(f"{name} has NaN or infinite values in row(s) {_describe_rows(bad)}")
+        raise ValueError(f"{_where(name, x.ndim, bad)} has NaN or infinite values")
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
     off = np.abs(norms - 1.0) > tolerance
     if off.any():
         bad = np.flatnonzero(off)
         raise ValueError(
-            f"{name} is not L2-normalized: row(s) {_describe_rows(bad)} have norm "
+            f"{_where(name, x.ndim, bad)} is not L2-normalized: norm "
             f"{norms[bad[0]]:.6g} instead of 1 (call rag_helpers.l2_normalize first)"
         )
