@@ -31,6 +31,17 @@ def _read_documents(path: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One-line warnings while this command runs (the offline fallback notice
+    # reads as one clear line), put back afterwards for in-process callers.
+    previous = warnings.formatwarning
+    warnings.formatwarning = _one_line_warnings
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rag_helpers",
         description="Answer a question with retrieval-augmented generation over a small knowledge base.",
@@ -44,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--no-stream", action="store_true", help="print the answer at the end, not as it is written")
     args = parser.parse_args(argv)
-    warnings.formatwarning = _one_line_warnings
 
     documents = _read_documents(args.docs) if args.docs else SAMPLE_DOCUMENTS
     try:

@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_NEW_TOKENS = 128
+# Where a model card's context window differs from what the config reports
+# (LFM2's config says 128,000 positions; the card gives 32,768 tokens).
+KNOWN_CONTEXT_WINDOWS = {"LiquidAI/LFM2-700M": 32_768}
 # Tokenizers that do not know their window report this huge placeholder.
 _UNKNOWN_MAX_LENGTH = 10**9
 
@@ -58,8 +61,15 @@ class Generator:
     source: str
 
     @property
+    def display_name(self) -> str:
+        """The model's name as messages show it."""
+        return "SmolLM2-135M-Instruct (packaged)" if self.name == PACKAGED_GENERATOR else self.name
+
+    @property
     def context_window(self) -> int:
         """How many tokens (prompt plus answer) the model can attend to."""
+        if self.name in KNOWN_CONTEXT_WINDOWS:
+            return KNOWN_CONTEXT_WINDOWS[self.name]
         config_max = getattr(self.model.config, "max_position_embeddings", None)
         tok_max = getattr(self.tokenizer, "model_max_length", None)
         candidates = [m for m in (config_max, tok_max) if m and m < _UNKNOWN_MAX_LENGTH]
@@ -219,7 +229,7 @@ def _prepare(generator: Generator, question: str, documents: Sequence[str], max_
     if n_prompt + max_new_tokens > generator.context_window:
         raise ValueError(
             f"the prompt is {n_prompt} tokens and max_new_tokens is {max_new_tokens}: together "
-            f"more than {generator.name}'s context window of {generator.context_window} tokens. "
+            f"more than {generator.display_name}'s context window of {generator.context_window} tokens. "
             "Retrieve fewer or shorter documents (smaller k), or use fit_documents()."
         )
     return inputs
@@ -315,7 +325,9 @@ def stream_answer(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    yield from streamer
+    for piece in streamer:
+        if piece:  # the streamer sometimes hands over an empty string between words
+            yield piece
     thread.join()
     if failure:
         raise failure[0]
@@ -338,7 +350,7 @@ def fit_documents(
         if generator.count_prompt_tokens(build_prompt(question, documents[:keep])) <= budget:
             return documents[:keep]
     raise ValueError(
-        f"even the best document alone does not fit {generator.name}'s context window of "
+        f"even the best document alone does not fit {generator.display_name}'s context window of "
         f"{generator.context_window} tokens with max_new_tokens={max_new_tokens}: "
         "split the documents into smaller chunks"
     )

@@ -106,7 +106,7 @@ class RAGPipeline:
         if len(kept) < len(documents):
             warnings.warn(
                 f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
-                f"{self.generator.name}'s context window; the rest were left out of the prompt",
+                f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
                 ContextTrimmedWarning,
                 stacklevel=2,
             )
