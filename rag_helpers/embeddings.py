@@ -78,7 +78,7 @@ def embed(
     texts: Sequence[str],
     encoder: SentenceTransformer,
     *,
-    batch_size: int = 64,
+    batch_size: int = 32,  # sentence-transformers' own default; on a CPU smaller batches pad less
     show_progress_bar: bool | None = None,
 ) -> np.ndarray:
     """Embed a list of texts into unit vectors.

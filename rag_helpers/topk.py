@@ -70,7 +70,11 @@ def top_k_rows(scores: np.ndarray, k: int, *, offset: int = 0) -> tuple[np.ndarr
         # The k largest land, unordered, in the last k slots. NaN sorts above
         # everything, so any NaN in a row would be among them.
         part = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    values = np.take_along_axis(scores, part, axis=1)
+    # rows (q, 1) broadcasts against (q, k) column indices: each row picks its
+    # own columns. (The same as np.take_along_axis(..., axis=1), with less
+    # overhead per call, which counts on small inputs.)
+    rows = np.arange(q)[:, None]
+    values = scores[rows, part]
     if np.isnan(values).any():
         row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
         raise ValueError(f"scores has NaN in row {row}: a NaN has no rank")
@@ -89,6 +93,4 @@ def top_k_rows(scores: np.ndarray, k: int, *, offset: int = 0) -> tuple[np.ndarr
 
     # Sort the k winners: by score descending, then by index ascending.
     order = np.lexsort((part, -values), axis=1)
-    part = np.take_along_axis(part, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    return part.astype(np.int64, copy=False) + offset, values
+    return part[rows, order].astype(np.int64, copy=False) + offset, values[rows, order]

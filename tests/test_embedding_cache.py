@@ -1,0 +1,173 @@
+"""embed_cached with the real packaged encoder: hits, misses, stale and corrupt files."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rag_helpers as rh
+from rag_helpers.embedding_cache import embedding_cache_path
+
+TEXTS = rh.SAMPLE_DOCUMENTS
+
+
+@pytest.fixture
+def refuse_to_encode(encoder, monkeypatch):
+    """After this, any call to the encoder fails: a cache hit must not need it."""
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the encoder was called: the cache was not used")
+
+    monkeypatch.setattr(encoder, "encode", no_encoding)
+
+
+def test_first_call_embeds_and_writes_a_plain_npz(encoder, sample_embeddings, tmp_path):
+    vectors = rh.embed_cached(TEXTS, encoder, tmp_path)
+    np.testing.assert_array_equal(vectors, sample_embeddings)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
+    path = embedding_cache_path(TEXTS, encoder, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    with np.load(path, allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["embeddings"], vectors)
+        key = json.loads(str(data["key"]))
+    assert key["n"] == len(TEXTS)
+
+
+def test_a_hit_returns_the_identical_array_without_encoding(encoder, tmp_path, request):
+    first = rh.embed_cached(TEXTS, encoder, tmp_path)
+    request.getfixturevalue("refuse_to_encode")
+    second = rh.embed_cached(TEXTS, encoder, tmp_path)
+    np.testing.assert_array_equal(second, first)
+    assert second.dtype == np.float32
+
+
+def test_other_texts_or_order_get_their_own_file(encoder, tmp_path):
+    base = embedding_cache_path(TEXTS, encoder, tmp_path)
+    assert embedding_cache_path(TEXTS[::-1], encoder, tmp_path) != base
+    assert embedding_cache_path(TEXTS[:-1], encoder, tmp_path) != base
+    # Texts are hashed with their lengths: joining two texts differently is another key.
+    assert embedding_cache_path(["ab", "c"], encoder, tmp_path) != embedding_cache_path(["a", "bc"], encoder, tmp_path)
+    assert embedding_cache_path(list(TEXTS), encoder, tmp_path) == base
+
+
+def test_a_changed_model_gets_another_key(encoder, tmp_path):
+    edited = copy.deepcopy(encoder)
+    with torch.no_grad():
+        next(edited.parameters()).view(-1)[12345] += 0.01  # one weight, not among the sampled ones
+    assert embedding_cache_path(TEXTS, edited, tmp_path) != embedding_cache_path(TEXTS, encoder, tmp_path)
+
+
+def test_default_folder_is_under_the_cache_root(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    path = embedding_cache_path(TEXTS, encoder)
+    assert path.parent == tmp_path / "embeddings"
+    rh.embed_cached(TEXTS[:3], encoder)
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 1
+
+
+def _write_npz(path, **arrays):
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _good_key(path):
+    with np.load(path, allow_pickle=False) as data:
+        return data["key"]
+
+
+def _stale(path, vectors):
+    key = json.loads(str(_good_key(path)))
+    key["model"] = "0" * 64
+    _write_npz(path, key=np.array(json.dumps(key)), embeddings=vectors)
+
+
+def _garbage(path, vectors):
+    path.write_bytes(b"not a zip file at all")
+
+
+def _truncated(path, vectors):
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def _pickled_objects(path, vectors):
+    # An object array can only be read back with allow_pickle=True: refused.
+    _write_npz(path, key=_good_key(path), embeddings=np.array([{"a": 1}], dtype=object))
+
+
+def _no_key(path, vectors):
+    _write_npz(path, embeddings=vectors)
+
+
+def _float64(path, vectors):
+    _write_npz(path, key=_good_key(path), embeddings=vectors.astype(np.float64))
+
+
+def _too_few_rows(path, vectors):
+    _write_npz(path, key=_good_key(path), embeddings=vectors[:-1])
+
+
+def _wrong_width(path, vectors):
+    _write_npz(path, key=_good_key(path), embeddings=rh.l2_normalize(vectors[:, :100]))
+
+
+def _nan(path, vectors):
+    bad = vectors.copy()
+    bad[3, 7] = np.nan
+    _write_npz(path, key=_good_key(path), embeddings=bad)
+
+
+def _not_unit(path, vectors):
+    _write_npz(path, key=_good_key(path), embeddings=vectors * 2)
+
+
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (_stale, "stale"),
+        (_garbage, "unreadable"),
+        (_truncated, "unreadable"),
+        (_pickled_objects, "unreadable"),
+        (_no_key, "unreadable"),
+        (_float64, "wrong array"),
+        (_too_few_rows, "wrong array"),
+        (_wrong_width, "wrong dimension"),
+        (_nan, "NaN"),
+        (_not_unit, "not L2-normalized"),
+    ],
+)
+def test_stale_or_corrupt_files_are_detected_and_rebuilt(
+    spoil, reason, encoder, sample_embeddings, tmp_path, capsys
+):
+    rh.embed_cached(TEXTS, encoder, tmp_path)
+    path = embedding_cache_path(TEXTS, encoder, tmp_path)
+    spoil(path, sample_embeddings)
+    capsys.readouterr()
+
+    vectors = rh.embed_cached(TEXTS, encoder, tmp_path)
+
+    np.testing.assert_array_equal(vectors, sample_embeddings)
+    message = capsys.readouterr().err
+    assert "unusable" in message and reason in message
+    # The file was rewritten: the next call is a clean hit.
+    rh.embed_cached(TEXTS, encoder, tmp_path)
+    assert capsys.readouterr().err == ""
+    with np.load(path, allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["embeddings"], sample_embeddings)
+
+
+def test_an_unwritable_cache_still_returns_the_embeddings(encoder, sample_embeddings, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not write the embedding cache"):
+        vectors = rh.embed_cached(TEXTS, encoder, blocker / "embeddings")
+    np.testing.assert_array_equal(vectors, sample_embeddings)
+
+
+@pytest.mark.parametrize("bad, error", [([], ValueError), ("one string", TypeError), (["ok", " "], ValueError)])
+def test_bad_texts_are_refused_like_embed(bad, error, encoder, tmp_path):
+    with pytest.raises(error):
+        rh.embed_cached(bad, encoder, tmp_path)
+    assert not any(tmp_path.iterdir())
