@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sentence_transformers import SentenceTransformer
 
+from .embedding_cache import embed_cached
 from .embeddings import embed, load_encoder
 from .generation import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -44,7 +45,8 @@ class RAGPipeline:
     >>> res.hits[0]                                        # doctest: +SKIP
     (0.7672..., 'Jupiter is the largest planet in our solar system.')
 
-    The documents are embedded once, here. The generator is loaded on the
+    The documents are embedded once, here (``cache_embeddings=True`` keeps
+    them on disk for the next pipeline over the same documents and model). The generator is loaded on the
     first ``answer`` (retrieval alone never pays for it) unless one is given.
     """
 
@@ -59,11 +61,15 @@ class RAGPipeline:
         generator_model: str | None = None,
         device: str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        cache_embeddings: bool = False,
     ) -> None:
         self.documents = check_texts(documents)
         self.k = check_k(k, len(self.documents))
         self.encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
-        self.doc_embeddings = embed(self.documents, self.encoder)  # (n_docs, dim) float32
+        # Opt-in: the cache writes a file under the user cache folder, and a
+        # rebuilt pipeline over the same documents then skips the encoder.
+        embed_documents = embed_cached if cache_embeddings else embed
+        self.doc_embeddings = embed_documents(self.documents, self.encoder)  # (n_docs, dim) float32
         self._generator = generator
         self._generator_model = generator_model
         self._device = device

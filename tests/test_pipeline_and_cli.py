@@ -117,3 +117,13 @@ def test_cli_bad_input_is_one_clear_error(args, message, capsys):
         err = capsys.readouterr().err
     assert code == 2
     assert message in err
+
+
+def test_pipeline_can_reuse_cached_document_embeddings(encoder, generator, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    first = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, encoder=encoder, generator=generator, cache_embeddings=True)
+    assert list((tmp_path / "embeddings").iterdir())
+    monkeypatch.setattr(rh.embedding_cache, "embed", lambda *a, **kw: pytest.fail("embedded again"))
+    again = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, encoder=encoder, generator=generator, cache_embeddings=True)
+    np.testing.assert_array_equal(again.doc_embeddings, first.doc_embeddings)
+    assert again.retrieve(rh.SAMPLE_QUESTION)[0][1].startswith("Jupiter")
