@@ -189,42 +189,22 @@ def _load_packaged(device: str) -> Generator:
     return generator
 
 
-def _generation_config(generator: Generator, max_new_tokens: int, sampling: dict) -> GenerationConfig:
+def _prepare(
+    generator: Generator,
+    question: str,
+    documents: Sequence[str],
+    max_new_tokens: int,
+    *,
+    do_sample: bool,
+    temperature: float,
+    top_p: float | None,
+    min_p: float | None,
+    repetition_penalty: float | None,
+) -> tuple[dict[str, torch.Tensor], GenerationConfig]:
+    """The model's inputs and a generation config, after checking both fit the window."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    defaults = generator.model.generation_config
-    eos = defaults.eos_token_id
-    pad = defaults.pad_token_id if defaults.pad_token_id is not None else generator.tokenizer.pad_token_id
-    if pad is None:
-        pad = eos[0] if isinstance(eos, list) else eos
-    # A fresh config, not the model's: a model's own defaults may switch on
-    # sampling, and the course wants greedy (reproducible) unless asked.
-    return GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        eos_token_id=eos,
-        pad_token_id=pad,
-        bos_token_id=defaults.bos_token_id,
-        **sampling,
-    )
-
-
-def _sampling_args(do_sample: bool, temperature: float, top_p: float | None, min_p: float | None,
-                   repetition_penalty: float | None) -> dict:
-    if not do_sample:
-        return {"do_sample": False}
-    args: dict = {"do_sample": True, "temperature": temperature}
-    if top_p is not None:
-        args["top_p"] = top_p
-    if min_p is not None:
-        args["min_p"] = min_p
-    if repetition_penalty is not None:
-        args["repetition_penalty"] = repetition_penalty
-    return args
-
-
-def _prepare(generator: Generator, question: str, documents: Sequence[str], max_new_tokens: int):
-    prompt = build_prompt(question, documents)
-    inputs = generator.encode_prompt(prompt)
+    inputs = generator.encode_prompt(build_prompt(question, documents))
     n_prompt = int(inputs["input_ids"].shape[1])
     if n_prompt + max_new_tokens > generator.context_window:
         raise ValueError(
@@ -232,7 +212,26 @@ def _prepare(generator: Generator, question: str, documents: Sequence[str], max_
             f"more than {generator.display_name}'s context window of {generator.context_window} tokens. "
             "Retrieve fewer or shorter documents (smaller k), or use fit_documents()."
         )
-    return inputs
+
+    sampling: dict = {"do_sample": do_sample}
+    if do_sample:
+        optional = {"top_p": top_p, "min_p": min_p, "repetition_penalty": repetition_penalty}
+        sampling.update(temperature=temperature, **{k: v for k, v in optional.items() if v is not None})
+    defaults = generator.model.generation_config
+    eos = defaults.eos_token_id
+    pad = defaults.pad_token_id if defaults.pad_token_id is not None else generator.tokenizer.pad_token_id
+    if pad is None:
+        pad = eos[0] if isinstance(eos, list) else eos
+    # A fresh config, not the model's: a model's own defaults may switch on
+    # sampling, and the course wants greedy (reproducible) unless asked.
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        bos_token_id=defaults.bos_token_id,
+        **sampling,
+    )
+    return inputs, config
 
 
 def generate_real_answer(
@@ -260,22 +259,17 @@ def generate_real_answer(
     Raises ``ValueError`` if the prompt and answer would not fit in the
     model's context window: nothing is cut silently.
     """
+    sampling = dict(do_sample=do_sample, temperature=temperature, top_p=top_p, min_p=min_p,
+                    repetition_penalty=repetition_penalty)
     if stream:
         on_text = print_piece if stream is True else stream
         pieces = []
-        for piece in stream_answer(
-            question, documents, generator, max_new_tokens, do_sample=do_sample,
-            temperature=temperature, top_p=top_p, min_p=min_p,
-            repetition_penalty=repetition_penalty, seed=seed,
-        ):
+        for piece in stream_answer(question, documents, generator, max_new_tokens, seed=seed, **sampling):
             on_text(piece)
             pieces.append(piece)
         return "".join(pieces).strip()
 
-    config = _generation_config(
-        generator, max_new_tokens, _sampling_args(do_sample, temperature, top_p, min_p, repetition_penalty)
-    )
-    inputs = _prepare(generator, question, documents, max_new_tokens)
+    inputs, config = _prepare(generator, question, documents, max_new_tokens, **sampling)
     if seed is not None:
         torch.manual_seed(seed)
     with torch.inference_mode():
@@ -306,10 +300,10 @@ def stream_answer(
     ``model.generate`` runs in a background thread and pushes decoded text
     into a ``TextIteratorStreamer``, which this generator reads from.
     """
-    config = _generation_config(
-        generator, max_new_tokens, _sampling_args(do_sample, temperature, top_p, min_p, repetition_penalty)
+    inputs, config = _prepare(
+        generator, question, documents, max_new_tokens, do_sample=do_sample, temperature=temperature,
+        top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
     )
-    inputs = _prepare(generator, question, documents, max_new_tokens)
     streamer = TextIteratorStreamer(generator.tokenizer, skip_prompt=True, skip_special_tokens=True)
     failure: list[BaseException] = []
 

@@ -58,14 +58,14 @@ def check_scores(scores: np.ndarray, *, first_doc: int = 0) -> None:
             f"docs has NaN or infinite values in row(s) {_describe_rows(bad_cols)}: "
             "their scores would be NaN"
         )
-    if scores.max() > limit or scores.min() < -limit:
-        flat = np.abs(scores.reshape(-1, scores.shape[-1])).max(axis=0)
-        bad_cols = np.flatnonzero(flat > limit) + first_doc
-        raise ValueError(
-            f"docs is not L2-normalized: row(s) {_describe_rows(bad_cols)} give a cosine of "
-            f"{float(flat[bad_cols[0] - first_doc]):.4g}, outside [-1, 1] "
-            "(call rag_helpers.l2_normalize on the documents first)"
-        )
+    # Finite, yet the fast path failed: some cosine is outside [-1, 1].
+    flat = np.abs(scores.reshape(-1, scores.shape[-1])).max(axis=0)
+    bad_cols = np.flatnonzero(flat > limit) + first_doc
+    raise ValueError(
+        f"docs is not L2-normalized: row(s) {_describe_rows(bad_cols)} give a cosine of "
+        f"{float(flat[bad_cols[0] - first_doc]):.4g}, outside [-1, 1] "
+        "(call rag_helpers.l2_normalize on the documents first)"
+    )
 
 
 def cosine_scores(query: np.ndarray, docs: np.ndarray) -> np.ndarray:
