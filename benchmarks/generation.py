@@ -38,8 +38,8 @@ def _load(name: str, device: str) -> tuple[rh.Generator, float]:
 
 
 def _check_cache() -> None:
-    from rag_helpers.gguf_cache import ensure_converted
-    from rag_helpers.models import packaged_generator_gguf
+    from rag_helpers._infra.gguf_cache import ensure_converted
+    from rag_helpers._infra.models import packaged_generator_gguf
 
     ensure_converted(packaged_generator_gguf())
 

@@ -107,8 +107,8 @@ print(json.dumps({"rss": rss, "peak": peak,
 
 
 def _pipeline_footprint() -> dict:
-    from rag_helpers.gguf_cache import ensure_converted
-    from rag_helpers.models import packaged_generator_gguf
+    from rag_helpers._infra.gguf_cache import ensure_converted
+    from rag_helpers._infra.models import packaged_generator_gguf
 
     ensure_converted(packaged_generator_gguf())  # a converted cache, so the child only loads it
     out = subprocess.run([sys.executable, "-c", _PIPELINE_SCRIPT], capture_output=True, text=True, check=True)

@@ -7,8 +7,8 @@ notebooks build it inline for teaching, then check themselves against it.
     pipe = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, k=2)
     res = pipe.answer("which planet is the biggest?")
 """
-from .devices import pick_device, pick_dtype
-from .embedding_cache import embed_cached
+from ._infra.devices import pick_device, pick_dtype
+from ._infra.embedding_cache import embed_cached
 from .embeddings import LongDocumentWarning, embed, load_encoder
 from .generation import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -19,7 +19,7 @@ from .generation import (
     stream_answer,
 )
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from .models import (
+from ._infra.models import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GENERATOR_MODEL,
     EMBEDDING_MODEL_ENV,

@@ -9,10 +9,10 @@ from pathlib import Path
 from .embeddings import load_encoder
 from .generation import DEFAULT_MAX_NEW_TOKENS, generate_real_answer, load_generator
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from .models import ModelLoadError
+from ._infra.models import ModelLoadError
 from .pipeline import RAGPipeline
 from .prompts import build_prompt
-from .validation import check_k, check_query_text
+from ._infra.validation import check_k, check_query_text
 
 
 def _one_line_warnings(message, category, filename, lineno, line=None) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from .devices import pick_device
-from .models import (
+from ._infra.devices import pick_device
+from ._infra.models import (
     DEFAULT_EMBEDDING_MODEL,
     EMBEDDING_MODEL_ENV,
     ModelLoadError,
@@ -19,7 +19,7 @@ from .models import (
     quiet_weight_loading,
     short_reason,
 )
-from .validation import check_texts
+from ._infra.validation import check_texts
 from .vectors import l2_normalize
 
 __all__ = ["load_encoder", "embed", "LongDocumentWarning"]

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from .knowledge_base import SAMPLE_QUESTION
-from .models import ModelLoadError
+from ._infra.models import ModelLoadError
 from .pipeline import RAGPipeline
 
 __all__ = ["RAGExplorer", "make_explorer", "scores_figure", "figure_png"]

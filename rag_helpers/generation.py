@@ -18,9 +18,9 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from .devices import pick_device, pick_dtype
-from .gguf_cache import ensure_converted
-from .models import (
+from ._infra.devices import pick_device, pick_dtype
+from ._infra.gguf_cache import ensure_converted
+from ._infra.models import (
     DEFAULT_GENERATOR_MODEL,
     GENERATOR_MODEL_ENV,
     PACKAGED_GENERATOR,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sentence_transformers import SentenceTransformer
 
-from .embedding_cache import embed_cached
+from ._infra.embedding_cache import embed_cached
 from .embeddings import embed, load_encoder
 from .generation import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -18,7 +18,7 @@ from .generation import (
 )
 from .prompts import build_prompt
 from .retrieval import retrieve_with_numpy
-from .validation import check_k, check_texts
+from ._infra.validation import check_k, check_texts
 
 __all__ = ["RAGPipeline", "RAGResult", "ContextTrimmedWarning"]
 

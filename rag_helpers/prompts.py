@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .validation import check_query_text, check_texts
+from ._infra.validation import check_query_text, check_texts
 
 __all__ = ["build_prompt"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float_array
-from .vectors import UNIT_TOLERANCE, _describe_rows, check_unit_rows
+from ._infra.validation import as_float_array, describe_rows
+from .vectors import UNIT_TOLERANCE, check_unit_rows
 
 __all__ = ["cosine_scores", "cosine_scores_loop", "prepare_query_and_docs", "check_scores"]
 
@@ -55,14 +55,14 @@ def check_scores(scores: np.ndarray, *, first_doc: int = 0) -> None:
     if not finite.all():
         bad_cols = np.flatnonzero(~finite.reshape(-1, scores.shape[-1]).all(axis=0)) + first_doc
         raise ValueError(
-            f"docs has NaN or infinite values in row(s) {_describe_rows(bad_cols)}: "
+            f"docs has NaN or infinite values in row(s) {describe_rows(bad_cols)}: "
             "their scores would be NaN"
         )
     # Finite, yet the fast path failed: some cosine is outside [-1, 1].
     flat = np.abs(scores.reshape(-1, scores.shape[-1])).max(axis=0)
     bad_cols = np.flatnonzero(flat > limit) + first_doc
     raise ValueError(
-        f"docs is not L2-normalized: row(s) {_describe_rows(bad_cols)} give a cosine of "
+        f"docs is not L2-normalized: row(s) {describe_rows(bad_cols)} give a cosine of "
         f"{float(flat[bad_cols[0] - first_doc]):.4g}, outside [-1, 1] "
         "(call rag_helpers.l2_normalize on the documents first)"
     )

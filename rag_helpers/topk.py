@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from .validation import as_float_array, check_k
+from ._infra.validation import as_float_array, check_k
 
 __all__ = ["top_k", "top_k_rows"]
 

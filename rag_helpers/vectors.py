@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float_array
+from ._infra.validation import as_float_array, describe_rows
 
 __all__ = ["l2_normalize", "check_unit_rows"]
 
@@ -18,13 +18,7 @@ UNIT_TOLERANCE = 1e-3
 
 def _where(name: str, ndim: int, rows: np.ndarray) -> str:
     """ "x" for a single vector, "x in row(s) 3, 7" for a matrix."""
-    return name if ndim == 1 else f"{name} in row(s) {_describe_rows(rows)}"
-
-
-def _describe_rows(rows: np.ndarray, limit: int = 5) -> str:
-    shown = ", ".join(str(int(r)) for r in rows[:limit])
-    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-    return f"{shown}{more}"
+    return name if ndim == 1 else f"{name} in row(s) {describe_rows(rows)}"
 
 
 def l2_normalize(x: np.ndarray, *, name: str = "x") -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rag_helpers as rh
-from rag_helpers.embedding_cache import embedding_cache_path
+from rag_helpers._infra.embedding_cache import embedding_cache_path
 
 TEXTS = rh.SAMPLE_DOCUMENTS
 

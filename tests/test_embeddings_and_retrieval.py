@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rag_helpers as rh
-from rag_helpers.models import packaged_encoder_path
+from rag_helpers._infra.models import packaged_encoder_path
 
 JUPITER = "Jupiter is the largest planet in our solar system."
 VENUS = "Venus is the second planet from the Sun and is the hottest."

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rag_helpers as rh
-from rag_helpers import gguf_cache, models
+from rag_helpers._infra import gguf_cache, models
 
 JUPITER = "Jupiter is the largest planet in our solar system."
 VENUS = "Venus is the second planet from the Sun and is the hottest."

@@ -18,19 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_root", "converted_dir", "ensure_converted", "check_converted"]
+from .cache import cache_root
+
+__all__ = ["converted_dir", "ensure_converted", "check_converted"]
 
 _FORMAT = 1
 _MANIFEST = "manifest.json"
-CACHE_DIR_ENV = "RAG_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    """``$RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/rag-from-scratch``, else ``~/.cache/rag-from-scratch``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "rag-from-scratch"
 
 
 def converted_dir(gguf_path: Path) -> Path:

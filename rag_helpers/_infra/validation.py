@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_k", "check_query_text", "check_texts", "as_float_array"]
+__all__ = ["check_k", "check_query_text", "check_texts", "as_float_array", "describe_rows"]
 
 
 def check_k(k: object, n: int, *, name: str = "k", what: str = "documents") -> int:
@@ -74,3 +74,10 @@ def as_float_array(x: object, *, name: str, ndims: tuple[int, ...] = (1, 2)) -> 
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     return arr
+
+
+def describe_rows(rows: np.ndarray, limit: int = 5) -> str:
+    """ "3, 7, 9" for error messages; long lists end with "and N more"."""
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"{shown}{more}"

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from .embeddings import embed
-from .gguf_cache import cache_root
+from ..embeddings import embed
+from ..vectors import check_unit_rows
+from .cache import cache_root
 from .validation import check_texts
-from .vectors import check_unit_rows
 
 __all__ = ["embed_cached", "embedding_cache_path"]
 
@@ -53,7 +53,7 @@ def embed_cached(
     texts : list of n non-empty strings
     encoder : from ``load_encoder``
     cache_dir : folder of the cache files; default
-        ``rag_helpers.gguf_cache.cache_root() / "embeddings"``
+        ``cache_root() / "embeddings"``
         (``$RAG_CACHE_DIR/embeddings`` when that is set).
 
     Returns
