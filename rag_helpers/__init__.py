@@ -1,43 +1,40 @@
 """rag_helpers: Retrieval-Augmented Generation from scratch with NumPy and Hugging Face.
 
-The package behind the course's notebooks. Each function lives here once; the
-notebooks build it inline for teaching, then check themselves against it.
+The package behind the course's notebooks. Each function lives here once, in
+the module named for the notebook that teaches it; the notebooks build it
+inline, then check themselves against it:
+
+    01 embeddings.py   load_encoder, embed
+    02 vectors.py      l2_normalize
+    03 scoring.py      cosine_scores, cosine_scores_loop
+    04 topk.py         top_k
+       retrieval.py    search, retrieve (= retrieve_with_numpy), Hit
+    05 prompts.py      build_prompt, chat_messages, fit_documents
+    06 generation.py   load_generator, Generator.generate / .stream, generate_real_answer
+    07 pipeline.py     RAGPipeline, RAGResult: the one place that assembles the steps
+
+``_infra/`` holds what no notebook teaches (model resolution, devices,
+caches, argument checks): a learner can skip it.
 
     import rag_helpers as rh
     pipe = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, k=2)
     res = pipe.answer("which planet is the biggest?")
 """
-from ._infra.devices import pick_device, pick_dtype
-from ._infra.embedding_cache import embed_cached
+from ._infra.models import PACKAGED_GENERATOR, ModelLoadError, OfflineFallbackWarning
 from .embeddings import LongDocumentWarning, embed, load_encoder
-from .generation import (
-    DEFAULT_MAX_NEW_TOKENS,
-    Generator,
-    fit_documents,
-    generate_real_answer,
-    load_generator,
-    stream_answer,
-)
+from .generation import Generator, generate_real_answer, load_generator
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from ._infra.models import (
-    DEFAULT_EMBEDDING_MODEL,
-    DEFAULT_GENERATOR_MODEL,
-    EMBEDDING_MODEL_ENV,
-    GENERATOR_MODEL_ENV,
-    PACKAGED_GENERATOR,
-    ModelLoadError,
-    OfflineFallbackWarning,
-)
-from .pipeline import ContextTrimmedWarning, RAGPipeline, RAGResult
+from .pipeline import ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult
 from .prompts import build_prompt
-from .retrieval import retrieve_with_numpy, search
+from .retrieval import Hit, retrieve, retrieve_with_numpy, search
 from .scoring import cosine_scores, cosine_scores_loop
 from .topk import top_k
 from .vectors import l2_normalize
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    # The contract (shared/COURSE_DESIGN.md), in pipeline order.
     "l2_normalize",
     "cosine_scores",
     "cosine_scores_loop",
@@ -45,28 +42,47 @@ __all__ = [
     "search",
     "load_encoder",
     "embed",
-    "embed_cached",
     "retrieve_with_numpy",
     "build_prompt",
     "load_generator",
     "generate_real_answer",
-    "stream_answer",
-    "fit_documents",
-    "Generator",
     "RAGPipeline",
+    # The pipeline's result, errors and warnings.
     "RAGResult",
-    "pick_device",
-    "pick_dtype",
-    "SAMPLE_DOCUMENTS",
-    "SAMPLE_QUESTION",
-    "DEFAULT_EMBEDDING_MODEL",
-    "DEFAULT_GENERATOR_MODEL",
-    "PACKAGED_GENERATOR",
-    "EMBEDDING_MODEL_ENV",
-    "GENERATOR_MODEL_ENV",
-    "DEFAULT_MAX_NEW_TOKENS",
     "ModelLoadError",
     "OfflineFallbackWarning",
     "LongDocumentWarning",
     "ContextTrimmedWarning",
+    "ContextOverflowError",
+    # A few more.
+    "retrieve",
+    "Hit",
+    "Generator",
+    "SAMPLE_DOCUMENTS",
+    "SAMPLE_QUESTION",
+    "PACKAGED_GENERATOR",
 ]
+
+# Names that were public before the one-module-per-notebook layout. They keep
+# working (``rh.pick_dtype``, ...) but are not part of ``__all__``: each now
+# lives in its module, listed here.
+_MOVED = {
+    "pick_device": "._infra.devices",
+    "pick_dtype": "._infra.devices",
+    "embed_cached": "._infra.embedding_cache",
+    "stream_answer": "._compat",
+    "fit_documents": "._compat",
+    "DEFAULT_MAX_NEW_TOKENS": ".generation",
+    "DEFAULT_EMBEDDING_MODEL": "._infra.models",
+    "DEFAULT_GENERATOR_MODEL": "._infra.models",
+    "EMBEDDING_MODEL_ENV": "._infra.models",
+    "GENERATOR_MODEL_ENV": "._infra.models",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name], __name__), name)
+    raise AttributeError(f"module 'rag_helpers' has no attribute {name!r}")

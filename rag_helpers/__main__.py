@@ -1,4 +1,8 @@
-"""Command line: ``python -m rag_helpers "which planet is the biggest?" [-k 2] [--docs FILE]``."""
+"""Command line: ``python -m rag_helpers "which planet is the biggest?" [-k 2] [--docs FILE]``.
+
+A front end only: it reads the arguments and the documents, then asks
+``RAGPipeline`` (``prepare``, then ``generate``) and prints what it gets.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,42 +10,33 @@ import sys
 import warnings
 from pathlib import Path
 
-from .embeddings import load_encoder
-from .generation import DEFAULT_MAX_NEW_TOKENS, generate_real_answer, load_generator
-from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
+from ._infra.devices import pick_device
 from ._infra.models import ModelLoadError
-from .pipeline import RAGPipeline
-from .prompts import build_prompt
-from ._infra.validation import check_k, check_query_text
+from ._infra.validation import check_k, check_positive_int, check_query_text
+from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
+from .pipeline import DEFAULT_MAX_NEW_TOKENS, ContextTrimmedWarning, RAGPipeline
+
+
+class UsageError(Exception):
+    """A mistake in what the user typed or pointed at: one line, exit status 2."""
 
 
 def _one_line_warnings(message, category, filename, lineno, line=None) -> str:
     return f"{category.__name__}: {message}\n"
 
 
-def _read_documents(path: str) -> list[str]:
+def _read_lines(path: str) -> list[str]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise SystemExit(f"error: cannot read --docs file: {exc}") from exc
+        raise UsageError(f"cannot read --docs file: {exc}") from exc
     documents = [line.strip() for line in lines if line.strip()]
     if not documents:
-        raise SystemExit(f"error: --docs file {path} has no documents (one per line)")
+        raise UsageError(f"--docs file {path} has no documents (one per line)")
     return documents
 
 
-def main(argv: list[str] | None = None) -> int:
-    # One-line warnings while this command runs (the offline fallback notice
-    # reads as one clear line), put back afterwards for in-process callers.
-    previous = warnings.formatwarning
-    warnings.formatwarning = _one_line_warnings
-    try:
-        return _main(argv)
-    finally:
-        warnings.formatwarning = previous
-
-
-def _main(argv: list[str] | None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rag_helpers",
         description="Answer a question with retrieval-augmented generation over a small knowledge base.",
@@ -52,39 +47,61 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--embedding-model", help="default: $RAG_EMBEDDING_MODEL, else all-MiniLM-L6-v2")
     parser.add_argument("--generator-model", help="default: $RAG_GENERATOR_MODEL, else LiquidAI/LFM2-700M")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"the longest answer, in tokens (default {DEFAULT_MAX_NEW_TOKENS})",
+    )
     parser.add_argument("--no-stream", action="store_true", help="print the answer at the end, not as it is written")
-    args = parser.parse_args(argv)
+    return parser
 
-    documents = _read_documents(args.docs) if args.docs else SAMPLE_DOCUMENTS
+
+def main(argv: list[str] | None = None) -> int:
+    # One-line warnings while this command runs (the offline fallback notice
+    # reads as one clear line), put back afterwards for in-process callers.
+    previous = warnings.formatwarning
+    warnings.formatwarning = _one_line_warnings
     try:
-        # Check what the user typed before spending seconds on loading models.
-        check_query_text(args.question, name="query")
-        check_k(args.k, len(documents))
-        generator = load_generator(args.generator_model, args.device)
-        print(f"Using device: {generator.device}")
-        encoder = load_encoder(args.embedding_model, generator.device)
-        pipe = RAGPipeline(documents, k=args.k, encoder=encoder, generator=generator)
-        hits = pipe.retrieve(args.question)
-    except (ModelLoadError, ValueError, TypeError) as exc:
+        return _main(_parser().parse_args(argv))
+    except (UsageError, ModelLoadError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = previous
 
-    print(f"\n--- Retrieved Documents (Top {len(hits)}) ---")
-    for score, document in hits:
-        print(f"Score: {score:.4f} | Document: {document}")
-    retrieved = [document for _, document in hits]
+
+def _main(args: argparse.Namespace) -> int:
+    documents = _read_lines(args.docs) if args.docs else SAMPLE_DOCUMENTS
+    # Check what the user typed before spending seconds on loading models.
+    check_query_text(args.question, name="query")
+    check_k(args.k, len(documents))
+    check_positive_int(args.max_new_tokens, "--max-new-tokens")
+    device = pick_device(args.device)
+
+    print(f"Using device: {device}")
+    pipe = RAGPipeline(
+        documents, k=args.k, embedding_model=args.embedding_model, generator_model=args.generator_model,
+        device=device, max_new_tokens=args.max_new_tokens,
+    )
+    pipe.generator  # loaded now, so that a fallback notice comes before the results
+    with warnings.catch_warnings():
+        # Said below, with the documents it concerns.
+        warnings.simplefilter("ignore", ContextTrimmedWarning)
+        prepared = pipe.prepare(args.question)
+
+    print(f"\n--- Retrieved Documents (Top {len(prepared.hits)}) ---")
+    for hit in prepared.hits:
+        print(f"Score: {hit.score:.4f} | Document: {hit.document}")
+    if prepared.trimmed:
+        print(f"(the prompt keeps the best {len(prepared.context)} of them: the rest do not fit "
+              f"{pipe.generator.display_name}'s context window)")
     print("\n--- Prompt Sent to LLM ---")
-    print(build_prompt(args.question, retrieved))
+    print(prepared.prompt)
     print("--- Final Answer from LLM ---")
-    try:
-        answer = generate_real_answer(
-            args.question, retrieved, generator, args.max_new_tokens, stream=not args.no_stream
-        )
-    except ValueError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 2
-    print("" if not args.no_stream else answer)
+    result = pipe.generate(prepared, stream=not args.no_stream)
+    print("" if not args.no_stream else result.answer)
     return 0
 
 

@@ -6,34 +6,71 @@ does, and what this module computes too, to the last bit, but faster and
 with bounded memory: the documents are scored block by block, and each block
 is folded into the running top k with as little work as possible.
 
-Nothing here checks its inputs: ``retrieval.search`` does that once.
+The loop over blocks, ``scan_top_k``, does not care how a block is scored:
+``search_blocked`` scores float32 (or float64) rows with one BLAS call, and
+``quantization.py`` and ``index_store.py`` reuse the same loop for float16
+and int8 rows and for memory-mapped files.
+
+Nothing here checks its inputs: the public functions that call it do that once.
 """
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .scoring import check_scores
 from .topk import top_k_rows
 
-__all__ = ["search_blocked", "SCORE_BLOCK_BYTES"]
+__all__ = ["search_blocked", "scan_top_k", "rows_per_block", "usable_cpus", "SCORE_BLOCK_BYTES"]
 
 #: Most bytes of scores held at once by ``search``. A batch of 64 queries over
 #: a million documents would need a (64, 1_000_000) score matrix (256 MB);
 #: blocks of documents keep it to this size, whatever q and n are.
-#: Small blocks are also faster: a block of scores still sits in the CPU cache
-#: when the checks and the top-k selection read it back, right after the
-#: matrix product wrote it (see benchmarks/README.md for the measurements).
 SCORE_BLOCK_BYTES = 8 * 2**20
-# Most documents in one block, whatever block_bytes allows: for a single
-# query, a block's scores (256 KiB) then stay in the CPU's fastest cache
-# between the product that writes them and the checks and top-k that read them.
+# Bytes of scores per block when block_bytes allows more: a block written by
+# the matrix product is read again (checks, candidates) while it is still in
+# the CPU's L2 cache (1-2 MiB per core on current x86 CPUs). Measured on a
+# batch of 64: 1 MiB blocks make search 10-15% faster than 8 MiB ones.
+_CACHE_BLOCK_BYTES = 2**20
+# Most documents in one block: for a single query, a block's scores (256 KiB)
+# stay in the fastest caches between the product and the checks.
 _MAX_BLOCK_ROWS = 65536
-# Up to this fraction of a block's scores, _merge_block sorts the candidates
-# themselves; above it, a partition of the block is cheaper (measured).
+# When a block has more candidates than this fraction of its scores (e.g.
+# scores that rise with the index), its own top k per query is a smaller
+# pool that still holds every possible winner, and cheaper to merge.
 _FEW_CANDIDATES = 1 / 32
 # Queries scored together: enough to make the matrix product efficient,
 # few enough that a block still holds many documents.
 _QUERY_CHUNK = 256
+# Split a batch search into this many contiguous ranges of documents, scanned
+# by as many threads (None: one per usable CPU, at most 2): while one thread
+# waits on BLAS, the other checks and merges its block. NumPy and BLAS release
+# the GIL, so the threads really run at the same time.
+_BATCH_WORKERS: int | None = None
+# A range gets a thread of its own only if it holds at least this many blocks:
+# below that, starting threads costs more than it saves.
+_MIN_BLOCKS_PER_WORKER = 8
+
+#: A function that scores documents ``start:stop`` against the queries:
+#: returns (stop - start, q) float scores, one row per document. It may reuse
+#: one buffer from call to call (the loop copies what it keeps).
+BlockScorer = Callable[[int, int], np.ndarray]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def rows_per_block(k: int, n_queries: int, itemsize: int, block_bytes: int) -> int:
+    """Documents per block: ``block_bytes`` of scores, capped to stay in cache, never below k."""
+    cache_rows = _CACHE_BLOCK_BYTES // (itemsize * n_queries)
+    return max(k, min(_MAX_BLOCK_ROWS, block_bytes // (itemsize * n_queries), max(cache_rows, 1024)))
 
 
 def search_blocked(
@@ -49,83 +86,219 @@ def search_blocked(
     scores = np.empty((queries.shape[0], k), dtype=np.float32)
     for qs in range(0, queries.shape[0], _QUERY_CHUNK):
         chunk = queries[qs : qs + _QUERY_CHUNK]
-        indices[qs : qs + len(chunk)], scores[qs : qs + len(chunk)] = _search_chunk(
-            chunk, docs, k, block_bytes
+        # One query is a matrix-vector product, bound by memory bandwidth,
+        # which BLAS's own threads already use in full: one range.
+        workers = 1 if len(chunk) == 1 else (_BATCH_WORKERS or min(2, usable_cpus()))
+        # Each thread holds one block of scores: together, at most block_bytes.
+        rows = rows_per_block(k, len(chunk), docs.itemsize, block_bytes // workers)
+        indices[qs : qs + len(chunk)], scores[qs : qs + len(chunk)] = scan_top_k(
+            lambda: _matmul_scorer(docs, chunk, rows), docs.shape[0], len(chunk), k, rows, workers=workers
         )
     return indices, scores
 
 
-def _search_chunk(
-    queries: np.ndarray, docs: np.ndarray, k: int, block_bytes: int
-) -> tuple[np.ndarray, np.ndarray]:
-    n = docs.shape[0]
-    rows_per_block = max(k, min(_MAX_BLOCK_ROWS, block_bytes // (docs.itemsize * queries.shape[0])))
-    best_idx: np.ndarray | None = None
-    best_val: np.ndarray | None = None
-    # Each block is scored by one BLAS call: a matrix-vector product (gemv)
-    # for one query, a matrix product (gemm) for a batch.
-    for start in range(0, n, rows_per_block):
-        block = docs[start : start + rows_per_block]
-        if best_idx is None:
-            # The first block gets a full top-k selection, which partitions
-            # one row of scores per query: (q, b). It holds at least k
-            # documents (rows_per_block >= k and n >= k).
-            block_scores = (block @ queries[0])[None, :] if len(queries) == 1 else queries @ block.T
-            check_scores(block_scores, first_doc=start)
-            best_idx, best_val = top_k_rows(block_scores, k, offset=start)
+def _matmul_scorer(docs: np.ndarray, queries: np.ndarray, rows: int) -> BlockScorer:
+    # One BLAS call per block: a matrix-vector product (gemv) for one query,
+    # a matrix product (gemm) for a batch, written straight into one buffer
+    # (b, q): one row per document, the layout BLAS writes fastest (a fifth
+    # faster than (q, b) at q = 64, measured).
+    out = np.empty((rows, len(queries)), dtype=docs.dtype)
+    queries_t = queries.T
+
+    def score(start: int, stop: int) -> np.ndarray:
+        block_out = out[: stop - start]
+        if len(queries) == 1:
+            np.matmul(docs[start:stop], queries[0], out=block_out[:, 0])
         else:
-            # Later blocks are only compared with the k-th best so far, so
-            # they take the layout BLAS writes fastest: one row per document,
-            # (b, q), a fifth faster than (q, b) (measured at q = 64).
-            block_scores = (block @ queries[0])[:, None] if len(queries) == 1 else block @ queries.T
-            check_scores(block_scores.T, first_doc=start)
-            best_idx, best_val = _merge_block(best_idx, best_val, block_scores, start)
+            np.matmul(docs[start:stop], queries_t, out=block_out)
+        return block_out
+
+    return score
+
+
+def scan_top_k(
+    make_scorer: Callable[[], BlockScorer],
+    n: int,
+    n_queries: int,
+    k: int,
+    rows: int,
+    *,
+    workers: int | None = 1,
+    after_block: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top k of each query over documents ``0..n-1``, scored ``rows`` at a time.
+
+    ``make_scorer()`` returns a ``BlockScorer`` (each thread gets its own, so
+    scorers may keep buffers). ``workers`` threads each scan a contiguous range
+    of documents (None: one per usable CPU, at most 2); their top k are merged
+    at the end, ties still in index order. ``after_block(start, stop)`` runs
+    after each block (e.g. to release the pages of a memory map).
+
+    Returns (indices (q, k) int64, scores (q, k) float32), best first, ties in
+    index order. Raises ``ValueError`` (from ``check_scores``) on NaN,
+    infinite or out-of-range scores, naming the document.
+    """
+    if workers is None:
+        workers = min(2, usable_cpus())
+    # Each range must hold at least k documents, and enough blocks to pay for a thread.
+    workers = max(1, min(workers, n // max(k, rows * _MIN_BLOCKS_PER_WORKER)))
+    if workers == 1:
+        return _scan_range(make_scorer(), 0, n, k, rows, after_block)
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(
+            lambda lo_hi: _scan_range(make_scorer(), lo_hi[0], lo_hi[1], k, rows, after_block),
+            zip(bounds[:-1], bounds[1:]),
+        ))
+    # Columns in range order: equal scores keep index order in top_k_rows,
+    # which breaks ties by column.
+    pool_idx = np.concatenate([idx for idx, _ in parts], axis=1)
+    pool_val = np.concatenate([val for _, val in parts], axis=1)
+    cols, vals = top_k_rows(pool_val, k)
+    return np.take_along_axis(pool_idx, cols, axis=1), vals
+
+
+def _scan_range(
+    score: BlockScorer, lo: int, hi: int, k: int, rows: int, after_block: Callable[[int, int], None] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``scan_top_k`` over documents ``lo..hi-1`` in one thread."""
+    # The first block gets a full top-k selection. It holds at least k
+    # documents (rows >= k and hi - lo >= k).
+    stop = min(hi, lo + rows)
+    first = score(lo, stop)
+    check_scores(first.T, first_doc=lo)
+    running = _RunningTopK(*top_k_rows(np.ascontiguousarray(first.T), k, offset=lo))
+    if after_block is not None:
+        after_block(lo, stop)
+    for start in range(stop, hi, rows):
+        stop = min(hi, start + rows)
+        block_scores = score(start, stop)
+        check_scores(block_scores.T, first_doc=start)
+        running.add_block(block_scores, start)
+        if after_block is not None:
+            after_block(start, stop)
+    best_idx, best_val = running.result()
     return best_idx, best_val.astype(np.float32, copy=False)
+
+
+class _RunningTopK:
+    """The k best documents of each query so far, as blocks arrive in index order.
+
+    A document enters a query's top k only if it beats that query's k-th best
+    score so far (equal is not enough: the document already kept has the
+    lower index, and wins the tie). After the first blocks this bar is high,
+    so one comparison pass over a block finds the few candidates. They wait
+    in a list, and are merged into the top k only once there are about as
+    many of them as kept scores: one merge per many blocks, not one per block.
+    Waiting is safe: the bars only rise with each merge, so a bar that is
+    out of date lets through more candidates, never fewer.
+    """
+
+    def __init__(self, best_idx: np.ndarray, best_val: np.ndarray) -> None:
+        self.best_idx, self.best_val = best_idx, best_val  # (q, k) each, rows best first
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, indices, scores)
+        self.n_pending = 0
+        self._update_bars()
+
+    def _update_bars(self) -> None:
+        self.bars = self.best_val[:, -1].copy()  # (q,): each query's k-th best
+        # One number to compare a whole block against: a contiguous pass with a
+        # scalar is several times faster than broadcasting q bars over (b, q).
+        self.lowest_bar = self.bars.min()
+
+    def add_block(self, block_scores: np.ndarray, start: int) -> None:
+        """Fold in a block of scores, (b, q): one row per document, documents ``start..``."""
+        rows, idx, val = _block_candidates(block_scores, self.bars, self.lowest_bar, start, self.best_idx.shape[1])
+        if len(val) == 0:
+            return
+        self.pending.append((rows, idx, val))
+        self.n_pending += len(val)
+        if self.n_pending >= self.best_val.size:
+            self._merge_pending()
+
+    def _merge_pending(self) -> None:
+        rows, idx, val = (np.concatenate(parts) for parts in zip(*self.pending))
+        self.best_idx, self.best_val = _merge(self.best_idx, self.best_val, rows, idx, val)
+        self.pending, self.n_pending = [], 0
+        self._update_bars()
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.pending:
+            self._merge_pending()
+        return self.best_idx, self.best_val
+
+
+def _block_candidates(
+    block_scores: np.ndarray, bars: np.ndarray, lowest_bar: float, start: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of a (b, q) block that could enter a query's top k: (query rows, indices, scores).
+
+    Within each query they come in index order (the merge relies on it).
+    """
+    q = block_scores.shape[1]
+    flat = np.flatnonzero(block_scores > lowest_bar)
+    if flat.size > _FEW_CANDIDATES * block_scores.size:
+        # Many candidates: the block's own top k per query holds every possible winner.
+        idx, val = top_k_rows(np.ascontiguousarray(block_scores.T), min(k, len(block_scores)), offset=start)
+        return np.repeat(np.arange(q), idx.shape[1]), idx.ravel(), val.ravel()
+    # divmod turns flat positions into (document, query), in document order.
+    doc, rows = np.divmod(flat, q)
+    val = block_scores.reshape(-1)[flat]
+    above = val > bars[rows]  # each query against its own bar
+    return rows[above], doc[above] + start, val[above]
+
+
+def _descending_key(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """uint64 keys that sort like (row ascending, value descending), exactly.
+
+    The bits of a float32, read as an unsigned integer, sort like the float
+    itself once negative numbers have all their bits flipped and positive
+    ones only the sign bit (the IEEE 754 layout); flipping every bit of that
+    reverses the order. ``+ 0.0`` turns -0.0 into 0.0 first, since the two
+    are equal as floats but not as bits. The row goes in the high 32 bits.
+    One sort on these keys replaces a two-key ``np.lexsort``, three times faster.
+    """
+    bits = (values.astype(np.float32, copy=False) + np.float32(0)).view(np.uint32)
+    ascending = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
+    return (rows.astype(np.uint64) << np.uint64(32)) | (~ascending).astype(np.uint64)
+
+
+def _merge(
+    best_idx: np.ndarray, best_val: np.ndarray, rows: np.ndarray, idx: np.ndarray, val: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The top k of each query's current best and its new candidates ``(rows, idx, val)``.
+
+    ``best_idx``, ``best_val``: (q, k), each row best first, ties in index
+    order. The candidates' indices are all higher than the kept ones, and
+    within each query they come in index order.
+    """
+    q, k = best_idx.shape
+    # Pool the current best (already in key order) and the candidates, and
+    # sort the pool by (query, score descending). Equal scores stay in index
+    # order without a third key: the sort is stable and the pool is already
+    # in index order within each score. (A stable sort also runs fast over
+    # the already sorted first part.)
+    keys = np.concatenate([_descending_key(np.repeat(np.arange(q), k), best_val.ravel()), _descending_key(rows, val)])
+    order = np.argsort(keys, kind="stable")
+    # Each query's entries now sit together: keep the first k of each.
+    per_query = np.bincount(rows, minlength=q) + k
+    first = np.cumsum(per_query) - per_query
+    keep = order[(first[:, None] + np.arange(k)).ravel()]
+    pool_idx = np.concatenate([best_idx.ravel(), idx])
+    pool_val = np.concatenate([best_val.ravel(), val])
+    return pool_idx[keep].reshape(q, k), pool_val[keep].reshape(q, k)
 
 
 def _merge_block(
     best_idx: np.ndarray, best_val: np.ndarray, block_scores: np.ndarray, start: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fold a block of scores, (b, q): one row per document, into the running top k of each query.
+    """Fold one block of scores, (b, q), into the top k at once (what ``_RunningTopK`` does in steps).
 
     ``best_idx`` and ``best_val`` are (q, k), each row best first; the block's
     documents come after all those seen so far (indices from ``start``).
     """
-    q, k = best_idx.shape
-    # Why not select the block's own top k first? Because most of its scores
-    # cannot make it: a document enters a row's top k only if it beats that
-    # row's k-th best score so far. (Equal is not enough: the document already
-    # kept has the lower index, and wins the tie.) After the first blocks this
-    # bar is high, so one comparison pass over the block finds the few
-    # candidates, several times faster than a partition of every row.
-    candidates = block_scores > best_val[:, -1]  # (b, q) against (q,): each column its own bar
-    n_candidates = np.count_nonzero(candidates)
-    if n_candidates == 0:
+    bars = best_val[:, -1]
+    rows, idx, val = _block_candidates(block_scores, bars, bars.min(), start, best_idx.shape[1])
+    if len(val) == 0:
         return best_idx, best_val
-    if n_candidates > _FEW_CANDIDATES * block_scores.size:
-        # Many candidates (e.g. scores that rise with the index): sorting them
-        # all would cost more than selecting the block's own top k per row,
-        # a smaller pool that still holds every possible winner.
-        idx, val = top_k_rows(block_scores.T, min(k, len(block_scores)), offset=start)
-        rows = np.repeat(np.arange(q), idx.shape[1])
-        idx, val = idx.ravel(), val.ravel()
-    else:
-        # (flatnonzero on the flat mask is several times faster than nonzero
-        # on the 2-D one; divmod turns flat positions into (document, query).)
-        doc, rows = np.divmod(np.flatnonzero(candidates), q)
-        idx, val = doc + start, block_scores[doc, rows]
-
-    # Pool each row's current best with its new candidates; sort the pool by
-    # row, then by score (high first); keep the first k entries of each row.
-    # Equal scores must stay in index order, and they do without a third sort
-    # key: lexsort is stable, and the pool is already in index order within
-    # each score (the current best, ties by index, then the new candidates,
-    # whose indices are all higher, in document order).
-    pool_rows = np.concatenate([np.repeat(np.arange(q), k), rows])
-    pool_idx = np.concatenate([best_idx.ravel(), idx])
-    pool_val = np.concatenate([best_val.ravel(), val])
-    order = np.lexsort((-pool_val, pool_rows))
-    row_counts = np.bincount(pool_rows, minlength=q)
-    row_start = np.cumsum(row_counts) - row_counts
-    keep = order[(row_start[:, None] + np.arange(k)).ravel()]
-    return pool_idx[keep].reshape(q, k), pool_val[keep].reshape(q, k)
+    return _merge(best_idx, best_val, rows, idx, val)

@@ -1,12 +1,68 @@
 """Chunking: cutting long documents into pieces the encoder reads whole.
 
-(Work in progress: the chunker is being written. The ``Chunk`` type is fixed.)
+Why chunk at all? all-MiniLM-L6-v2 reads at most 256 tokens (word pieces):
+``[CLS]``, 254 pieces of text, ``[SEP]``. Give it a longer text and
+sentence-transformers cuts it at 256 without a word of warning: the rest of
+the page never reaches the vector, so a question about it cannot find it. So
+we cut each document into chunks of at most ``chunk_tokens`` tokens (default
+200, and never more than the window allows), embed every chunk, and retrieve
+chunks instead of whole files.
+
+How we cut, in three steps:
+
+1. Tokenize the whole document once, with the encoder's own tokenizer, and
+   keep each token's character span in the text (``offset_mapping``).
+2. Give every place between two tokens a *boundary level*: a blank line
+   between paragraphs is the best place to cut (``PARAGRAPH``), then the end of
+   a sentence (``SENTENCE``), then a space between words (``WORD``), then the
+   seam between a word and its punctuation (``PUNCTUATION``); the worst is the
+   middle of a word, between two of its word pieces (``WORD_PIECE``).
+3. Walk through the tokens: each chunk ends at the best boundary in the second
+   half of its window (on a tie, the later one: longer chunks), and the next
+   chunk starts up to ``overlap`` tokens earlier, at the first word boundary
+   there, so that a sentence cut in two is still read whole in one chunk.
+
+A chunk's text is the document's text from its first token to its last one,
+``document.text[start:end]``: what we embed is exactly what we quote and
+cite. Counting with the real tokenizer matters: 200 tokens are about 150
+English words, fewer for code or names the vocabulary does not know.
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Chunk"]
+from .documents import Document
+
+__all__ = [
+    "Chunk",
+    "DEFAULT_CHUNK_TOKENS",
+    "DEFAULT_OVERLAP",
+    "PARAGRAPH",
+    "PUNCTUATION",
+    "SENTENCE",
+    "WORD",
+    "WORD_PIECE",
+    "boundary_levels",
+    "check_chunk_sizes",
+    "chunk_documents",
+    "chunk_text",
+    "token_windows",
+]
+
+DEFAULT_CHUNK_TOKENS = 200
+DEFAULT_OVERLAP = 40
+
+# Boundary levels: how good a place it is to end a chunk. Higher is better.
+WORD_PIECE = 0   # inside a word: "un|believable"
+PUNCTUATION = 1  # a word and its punctuation, no space: "world|."
+WORD = 2         # whitespace between words (a single line break too: text is often hard-wrapped)
+SENTENCE = 3     # after ". ", "! ", "? " (or a CJK full stop)
+PARAGRAPH = 4    # a blank line; also the start and the end of the text
+
+_SENTENCE_ENDS = frozenset({".", "!", "?", "\u2026"})  # ... and the ellipsis
+_CJK_SENTENCE_ENDS = frozenset({"\u3002", "\uff01", "\uff1f"})  # no space follows these
 
 
 @dataclass(frozen=True)
@@ -28,3 +84,209 @@ class Chunk:
     def location(self) -> str:
         """Where to cite it: ``path:line``, or ``path, page N`` for a PDF page."""
         return f"{self.source}, page {self.page}" if self.page is not None else f"{self.source}:{self.line}"
+
+
+def boundary_levels(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> list[int]:
+    """How good a place to cut each gap between tokens is.
+
+    ``offsets[i]`` is token i's ``(start, end)`` in ``text`` and ``word_ids[i]``
+    the word it belongs to (both from a fast tokenizer). Returns ``n + 1``
+    levels for ``n`` tokens: ``levels[j]`` rates a cut just before token j;
+    ``levels[0]`` and ``levels[n]`` (the ends of the text) are ``PARAGRAPH``.
+    """
+    n = len(offsets)
+    levels = [PARAGRAPH] * (n + 1)
+    for j in range(1, n):
+        previous_start, previous_end = offsets[j - 1]
+        gap = text[previous_end:offsets[j][0]]  # only whitespace, or characters the tokenizer drops
+        if word_ids[j] is not None and word_ids[j] == word_ids[j - 1]:
+            levels[j] = WORD_PIECE
+        elif gap.count("\n") >= 2:
+            levels[j] = PARAGRAPH
+        elif text[previous_start:previous_end] in _CJK_SENTENCE_ENDS:
+            levels[j] = SENTENCE
+        elif any(ch.isspace() for ch in gap):
+            levels[j] = SENTENCE if _ends_sentence(text, offsets, j - 1) else WORD
+        else:
+            levels[j] = PUNCTUATION
+    return levels
+
+
+def _ends_sentence(text: str, offsets: Sequence[tuple[int, int]], i: int) -> bool:
+    """Is token i a full stop (or ! ? ...) that ends a sentence?"""
+    if text[offsets[i][0]:offsets[i][1]] not in _SENTENCE_ENDS:
+        return False
+    # A full stop right after a bare number is a list item ("2.") or a section ("1.3."), not a sentence end.
+    after_number = i >= 1 and offsets[i - 1][1] == offsets[i][0] and text[offsets[i - 1][0]:offsets[i - 1][1]].isdigit()
+    return not after_number
+
+
+def token_windows(
+    levels: Sequence[int],
+    chunk_tokens: int,
+    overlap: int,
+    fits: Callable[[int, int], bool] | None = None,
+) -> list[tuple[int, int]]:
+    """Cut ``n = len(levels) - 1`` tokens into windows ``[start, end)`` of at most ``chunk_tokens``.
+
+    Each window ends at the best boundary (highest level, then latest) among
+    the ends that keep it at least half full; the next one starts at most
+    ``overlap`` tokens before that end, at the earliest word boundary there.
+    Consecutive windows therefore share at most ``overlap`` tokens, leave no
+    token out, and every window moves forward. ``fits(start, end)``, if
+    given, may refuse a window; it is then shortened a token at a time (a
+    single token is never refused).
+    """
+    n = len(levels) - 1
+    windows: list[tuple[int, int]] = []
+    start = covered = 0  # tokens before `covered` are in a window already
+    while start < n:
+        if n - start <= chunk_tokens:
+            end = n
+        else:
+            # At least half a window (and more than the overlap, so that we move on).
+            shortest = start + max(chunk_tokens // 2, overlap + 1)
+            end = max(range(shortest, start + chunk_tokens + 1), key=lambda j: (levels[j], j))
+        # A refused window is shortened at its end while it still reaches new
+        # tokens, then at its start (giving up overlap): never a gap, always forward.
+        while fits is not None and end - start > 1 and not fits(start, end):
+            if end > covered + 1:
+                end -= 1
+            else:
+                start += 1
+        windows.append((start, end))
+        covered = end
+        if end == n:
+            break
+        earliest = max(end - overlap, start + 1)
+        # Start on a word if the overlap holds one (the earliest such), else at the cut itself.
+        start = max(range(earliest, end + 1), key=lambda j: (min(levels[j], WORD), -j))
+    return windows
+
+
+def check_chunk_sizes(chunk_tokens: object, overlap: object, max_tokens: int | None = None) -> tuple[int, int]:
+    """Return ``(chunk_tokens, overlap)`` as ints if ``0 <= overlap < chunk_tokens <= max_tokens``; raise otherwise."""
+    for name, value in (("chunk_tokens", chunk_tokens), ("overlap", overlap)):
+        # bool is an Integral in Python, but chunk_tokens=True is always a mistake.
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    chunk_tokens, overlap = int(chunk_tokens), int(overlap)
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+    if max_tokens is not None and chunk_tokens > max_tokens:
+        raise ValueError(
+            f"chunk_tokens={chunk_tokens} is more than the encoder reads: at most {max_tokens} tokens of text "
+            f"fit in its window, with its special tokens such as [CLS] and [SEP] (the rest would be silently "
+            f"ignored)")
+    if overlap < 0:
+        raise ValueError(f"overlap must be 0 or more, got {overlap}")
+    if overlap >= chunk_tokens:
+        raise ValueError(f"overlap={overlap} must be smaller than chunk_tokens={chunk_tokens}")
+    return chunk_tokens, overlap
+
+
+def _tokenizer_and_limit(tokenizer):
+    """The tokenizer itself, and how many text tokens fit in the encoder's window (None: no known limit).
+
+    ``tokenizer`` may also be a SentenceTransformer: its ``max_seq_length``
+    (256 for all-MiniLM-L6-v2) is the window that matters, and may be smaller
+    than its tokenizer's ``model_max_length``.
+    """
+    window = None
+    if hasattr(tokenizer, "tokenizer") and hasattr(tokenizer, "max_seq_length"):
+        tokenizer, window = tokenizer.tokenizer, tokenizer.max_seq_length
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(f"chunking needs a fast Hugging Face tokenizer (it reads token offsets), "
+                        f"got {type(tokenizer).__name__}")
+    if window is None:
+        window = getattr(tokenizer, "model_max_length", None)
+        if not isinstance(window, int) or window > 1_000_000:  # "no limit" is stored as a huge number
+            return tokenizer, None
+    return tokenizer, window - tokenizer.num_special_tokens_to_add(pair=False)  # [CLS] and [SEP] for BERT
+
+
+def chunk_text(
+    text: str,
+    tokenizer,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap: int = DEFAULT_OVERLAP,
+) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the chunks of ``text``, in order.
+
+    ``tokenizer`` is the encoder's fast tokenizer (``encoder.tokenizer``) or
+    the SentenceTransformer itself. Each ``text[start:end]`` holds at most
+    ``chunk_tokens`` tokens (counted by that tokenizer, special tokens not
+    included), begins and ends on a token (no surrounding whitespace), and
+    starts at most ``overlap`` tokens before the previous chunk ends. A text
+    without tokens (empty, or only whitespace) gives ``[]``.
+
+    A chunk that starts or ends inside a word is counted again on its own
+    and shortened until it fits. One limit to that: a single word piece is
+    never split, and read alone it may count more (all-MiniLM-L6-v2's
+    "##ович" is 4 tokens as "ович"), so below ``chunk_tokens=4`` a chunk of
+    one piece can exceed the size. Whole words count the same alone as in
+    context, for WordPiece tokenizers like this one.
+    """
+    tokenizer, max_tokens = _tokenizer_and_limit(tokenizer)
+    chunk_tokens, overlap = check_chunk_sizes(chunk_tokens, overlap, max_tokens)
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    # One call for the whole text; verbose=False: a text longer than the
+    # window is what we expect here, no need to warn.
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = encoding["offset_mapping"]
+    levels = boundary_levels(text, offsets, encoding.word_ids())
+
+    def fits(start: int, end: int) -> bool:
+        # Whole words tokenize alike alone or in context. Part of a word may
+        # not ("##bel" read on its own is "bel", maybe split otherwise), so
+        # a chunk that starts or ends inside a word is counted again.
+        if levels[start] != WORD_PIECE and levels[end] != WORD_PIECE:
+            return True
+        piece = text[offsets[start][0]:offsets[end - 1][1]]
+        return len(tokenizer(piece, add_special_tokens=False, verbose=False)["input_ids"]) <= chunk_tokens
+
+    windows = token_windows(levels, chunk_tokens, overlap, fits)
+    return [(offsets[start][0], offsets[end - 1][1]) for start, end in windows]
+
+
+def chunk_documents(
+    documents: Sequence[Document],
+    tokenizer,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap: int = DEFAULT_OVERLAP,
+    *,
+    progress: bool = False,
+) -> list[Chunk]:
+    """Cut every document into ``Chunk``s (see ``chunk_text``), in order; each keeps its source, line and page.
+
+    A document that gives no token at all (only characters the tokenizer
+    drops) raises ``ValueError`` naming it: it would vanish from the index.
+    ``progress=True`` shows a tqdm bar over the documents.
+    """
+    if isinstance(documents, Document):
+        documents = [documents]
+    tokenizer_only, max_tokens = _tokenizer_and_limit(tokenizer)
+    chunk_tokens, overlap = check_chunk_sizes(chunk_tokens, overlap, max_tokens)
+    for i, document in enumerate(documents):
+        if not isinstance(document, Document):
+            raise TypeError(f"documents[{i}] is a {type(document).__name__}, not a Document")
+    if progress:
+        from tqdm.auto import tqdm
+
+        documents = tqdm(documents, desc="chunking", unit="doc")
+
+    chunks: list[Chunk] = []
+    for document in documents:
+        text = document.text
+        spans = chunk_text(text, tokenizer, chunk_tokens, overlap)
+        if not spans:
+            where = document.source + (f", page {document.page}" if document.page is not None else "")
+            raise ValueError(f"{where}: no tokens in this document for {type(tokenizer_only).__name__} "
+                             f"(empty, or only characters it ignores)")
+        line, counted_to = 1, 0
+        for start, end in spans:  # starts only move forward: count the newlines once
+            line += text.count("\n", counted_to, start)
+            counted_to = start
+            chunks.append(Chunk(text[start:end], document.source, start, end, line, document.page))
+    return chunks

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from .knowledge_base import SAMPLE_QUESTION
 from ._infra.models import ModelLoadError
-from .pipeline import RAGPipeline
+from .pipeline import ContextOverflowError, RAGPipeline
 
 __all__ = ["RAGExplorer", "make_explorer", "scores_figure", "figure_png"]
 
@@ -125,24 +125,24 @@ class RAGExplorer:
         self._show_status("Working…")
         try:
             # Retrieval first, shown at once: generation can take seconds on a CPU.
-            retrieved = self.pipe.answer(self.query.value, self.k.value, generate=False)
-            self._show_retrieved(retrieved.hits, retrieved.prompt)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                prepared = self.pipe.prepare(
+                    self.query.value, self.k.value, fit=self.generate, max_new_tokens=self.max_new_tokens
+                )
+            self._show_retrieved(prepared.hits, prepared.prompt)
             if not self.generate:
                 self.answer_view.value = "<i>generation is off (generate=False)</i>"
                 self._show_status("")
                 return
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = self.pipe.answer(
-                    self.query.value, self.k.value,
-                    max_new_tokens=self.max_new_tokens, stream=self._show_piece,
-                )
+            result = self.pipe.generate(prepared, max_new_tokens=self.max_new_tokens, stream=self._show_piece)
         except (ValueError, TypeError, ModelLoadError) as exc:
+            if isinstance(exc, ContextOverflowError):  # retrieval worked: show what it found
+                self._show_retrieved(exc.hits, None)
             self._fail(str(exc))
             return
         # The prompt may have lost documents to fit the context window (a warning says so).
-        self.prompt, self.answer = result.prompt, result.answer
-        self.prompt_view.value = _pre(result.prompt)
+        self.answer = result.answer
         self.answer_view.value = _pre(result.answer)
         self._show_status(" ".join(str(w.message) for w in caught))
 
@@ -158,9 +158,9 @@ class RAGExplorer:
         color = "#b00020" if error else "#555"
         self.status.value = f'<span style="color:{color}">{html.escape(text)}</span>' if text else ""
 
-    def _show_retrieved(self, hits: list[tuple[float, str]], prompt: str) -> None:
+    def _show_retrieved(self, hits: list[tuple[float, str]], prompt: str | None) -> None:
         self.hits, self.prompt = hits, prompt
-        self.prompt_view.value = _pre(prompt)
+        self.prompt_view.value = _pre(prompt) if prompt is not None else ""
         self.figure = scores_figure(hits)
         self._show_chart(figure_png(self.figure))
 

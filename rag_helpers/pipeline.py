@@ -1,26 +1,44 @@
-"""The whole pipeline in one object: embed, normalize, score, top-k, prompt, generate."""
+"""The whole pipeline in one object (notebook 07): the one place that assembles the steps.
+
+    question ──embed──▶ query vector ──search──▶ top-k documents
+             ──prompt──▶ CONTEXT / QUESTION / ANSWER ──generate──▶ answer
+
+``answer(question)`` is ``prepare`` (retrieve, then build the prompt that fits
+the model's window) followed by ``generate``. Front ends (the command line,
+the notebook explorer) call these two and never assemble steps themselves.
+"""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from sentence_transformers import SentenceTransformer
 
 from ._infra.embedding_cache import embed_cached
+from ._infra.validation import check_k, check_positive_int, check_query_text, check_texts
+from .blocked_search import search_blocked
 from .embeddings import embed, load_encoder
-from .generation import (
-    DEFAULT_MAX_NEW_TOKENS,
-    Generator,
-    fit_documents,
-    generate_real_answer,
-    load_generator,
-)
-from .prompts import build_prompt
-from .retrieval import retrieve_with_numpy
-from ._infra.validation import check_k, check_texts
+from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator, print_piece
+from .prompts import build_prompt, fit_documents
+from .retrieval import Hit
 
-__all__ = ["RAGPipeline", "RAGResult", "ContextTrimmedWarning"]
+__all__ = ["RAGPipeline", "RAGResult", "ContextTrimmedWarning", "ContextOverflowError", "ABSTAIN_ANSWER"]
+
+#: What the pipeline answers, without asking the model, when no document
+#: scores at least ``min_score``.
+ABSTAIN_ANSWER = "I don't know: none of the documents is close enough to the question."
+
+
+class ContextOverflowError(ValueError):
+    """No prompt fits the context window (the question, or even the best document, is too long).
+
+    ``hits`` holds what retrieval found, so that a front end can still show it.
+    """
+
+    def __init__(self, message: str, hits: list[Hit]) -> None:
+        super().__init__(message)
+        self.hits = hits
 
 
 class ContextTrimmedWarning(UserWarning):
@@ -32,9 +50,16 @@ class RAGResult:
     """What one question went through: the hits, the prompt, and the answer."""
 
     question: str
-    hits: list[tuple[float, str]]  # (score, document), best first
-    prompt: str
-    answer: str | None  # None when generation was not asked for
+    hits: list[Hit]  # (score, document) pairs, best first; hit.location says where from
+    prompt: str | None  # None when the pipeline abstained (no prompt was sent)
+    answer: str | None  # None until generated (``prepare``, or ``answer(generate=False)``)
+    context: list[str] = field(default_factory=list)  # the documents in the prompt, best first
+    abstained: bool = False  # True when the best score was below ``min_score``
+
+    @property
+    def trimmed(self) -> int:
+        """How many retrieved documents were left out of the prompt to fit the window."""
+        return len(self.hits) - len(self.context) if self.prompt is not None else 0
 
 
 class RAGPipeline:
@@ -46,8 +71,11 @@ class RAGPipeline:
     (0.7672..., 'Jupiter is the largest planet in our solar system.')
 
     The documents are embedded once, here (``cache_embeddings=True`` keeps
-    them on disk for the next pipeline over the same documents and model). The generator is loaded on the
-    first ``answer`` (retrieval alone never pays for it) unless one is given.
+    them on disk for the next pipeline over the same documents and model).
+    The generator is loaded on the first answer that needs it (retrieval
+    alone never pays for it) unless one is given. With ``min_score`` set, a
+    question whose best document scores below it gets ``ABSTAIN_ANSWER``
+    ("I don't know ...") without the model being asked.
     """
 
     def __init__(
@@ -62,9 +90,16 @@ class RAGPipeline:
         device: str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         cache_embeddings: bool = False,
+        min_score: float | None = None,
+        sources: Sequence[object] | None = None,
     ) -> None:
         self.documents = check_texts(documents)
         self.k = check_k(k, len(self.documents))
+        self.max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
+        self.min_score = None if min_score is None else float(min_score)
+        if sources is not None and len(sources) != len(self.documents):
+            raise ValueError(f"sources has {len(sources)} entries for {len(self.documents)} documents")
+        self.sources = list(sources) if sources is not None else None
         self.encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
         # Opt-in: the cache writes a file under the user cache folder, and a
         # rebuilt pipeline over the same documents then skips the encoder.
@@ -73,7 +108,6 @@ class RAGPipeline:
         self._generator = generator
         self._generator_model = generator_model
         self._device = device
-        self.max_new_tokens = max_new_tokens
 
     @property
     def generator(self) -> Generator:
@@ -82,10 +116,79 @@ class RAGPipeline:
             self._generator = load_generator(self._generator_model, self._device)
         return self._generator
 
-    def retrieve(self, question: str, k: int | None = None) -> list[tuple[float, str]]:
-        """The ``k`` (default: the pipeline's) best documents as ``(score, document)``, best first."""
-        k = self.k if k is None else k
-        return retrieve_with_numpy(question, self.documents, self.doc_embeddings, self.encoder, k=k)
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The ``k`` (default: the pipeline's) best documents as ``Hit(score, document)``, best first."""
+        question = check_query_text(question, name="question")
+        return self._retrieve(question, self.k if k is None else check_k(k, len(self.documents)))
+
+    def _retrieve(self, question: str, k: int) -> list[Hit]:
+        # Inputs were checked once, where they came in; the query vector is
+        # a unit row by construction, so the search kernel can trust it.
+        query_vec = embed([question], self.encoder)  # (1, dim) float32
+        indices, scores = search_blocked(query_vec, self.doc_embeddings, k)
+        return [
+            Hit(score, self.documents[i], i, self.sources[i] if self.sources else None)
+            for i, score in zip(indices[0].tolist(), scores[0].tolist())
+        ]
+
+    def prepare(self, question: str, k: int | None = None, *, fit: bool = True,
+                max_new_tokens: int | None = None) -> RAGResult:
+        """Retrieve and build the prompt, without generating: ``answer`` is None.
+
+        With ``fit=True`` the documents that would overflow the generator's
+        context window (leaving ``max_new_tokens`` for the answer) are left
+        out, least relevant first, with a ``ContextTrimmedWarning``; this
+        loads the generator for its tokenizer. ``fit=False`` never does.
+        Raises ``ContextOverflowError`` (a ``ValueError``) if no prompt fits.
+        """
+        hits = self.retrieve(question, k)
+        if self.min_score is not None and hits[0].score < self.min_score:
+            return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
+        documents = [hit.document for hit in hits]
+        if not fit:
+            return RAGResult(question, hits, build_prompt(question, documents), None, documents)
+        max_new_tokens = self._max_new_tokens(max_new_tokens)
+        budget = self.generator.context_window - max_new_tokens
+        try:
+            kept, prompt = fit_documents(question, documents, self.generator.count_tokens, budget)
+        except ValueError as exc:
+            raise ContextOverflowError(f"{self.generator.display_name}: {exc}", hits) from None
+        if len(kept) < len(documents):
+            warnings.warn(
+                f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
+                f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
+                ContextTrimmedWarning,
+                stacklevel=2,
+            )
+        return RAGResult(question, hits, prompt, None, kept)
+
+    def generate(
+        self,
+        prepared: RAGResult,
+        *,
+        max_new_tokens: int | None = None,
+        stream: bool | Callable[[str], object] = False,
+        **sampling,
+    ) -> RAGResult:
+        """The answer to a prepared question: ``prepared`` with ``answer`` filled in.
+
+        ``stream=True`` prints the answer as it is written; a callable gets
+        each piece instead. ``sampling``: the fields of ``generation.Sampling``.
+        An abstention is returned as it is: the model is not asked.
+        """
+        if prepared.abstained or prepared.prompt is None:
+            return prepared
+        max_new_tokens = self._max_new_tokens(max_new_tokens)
+        if not stream:
+            answer = self.generator.generate(prepared.prompt, max_new_tokens, **sampling)
+        else:
+            on_text = print_piece if stream is True else stream
+            pieces = []
+            for piece in self.generator.stream(prepared.prompt, max_new_tokens, **sampling):
+                on_text(piece)
+                pieces.append(piece)
+            answer = "".join(pieces).strip()
+        return replace(prepared, answer=answer)
 
     def answer(
         self,
@@ -98,25 +201,13 @@ class RAGPipeline:
     ) -> RAGResult:
         """Retrieve, build the prompt and (unless ``generate=False``) generate the answer.
 
-        Documents that would overflow the generator's context window are left
-        out, least relevant first, with a ``ContextTrimmedWarning``.
-        ``generation_options`` go to ``generate_real_answer`` (``do_sample``,
-        ``stream``, ...).
+        ``prepare`` then ``generate``; ``generation_options`` go to
+        ``generate`` (``stream``, ``do_sample``, ``temperature``, ``seed``, ...).
         """
-        hits = self.retrieve(question, k)
-        documents = [doc for _, doc in hits]
+        prepared = self.prepare(question, k, fit=generate, max_new_tokens=max_new_tokens)
         if not generate:
-            return RAGResult(question, hits, build_prompt(question, documents), None)
-        max_new_tokens = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        kept = fit_documents(question, documents, self.generator, max_new_tokens)
-        if len(kept) < len(documents):
-            warnings.warn(
-                f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
-                f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
-                ContextTrimmedWarning,
-                stacklevel=2,
-            )
-        answer = generate_real_answer(
-            question, kept, self.generator, max_new_tokens, **generation_options
-        )
-        return RAGResult(question, hits, build_prompt(question, kept), answer)
+            return prepared
+        return self.generate(prepared, max_new_tokens=max_new_tokens, **generation_options)
+
+    def _max_new_tokens(self, value: int | None) -> int:
+        return self.max_new_tokens if value is None else check_positive_int(value, "max_new_tokens")

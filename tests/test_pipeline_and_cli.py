@@ -123,7 +123,7 @@ def test_pipeline_can_reuse_cached_document_embeddings(encoder, generator, tmp_p
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
     first = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, encoder=encoder, generator=generator, cache_embeddings=True)
     assert list((tmp_path / "embeddings").iterdir())
-    monkeypatch.setattr(rh.embedding_cache, "embed", lambda *a, **kw: pytest.fail("embedded again"))
+    monkeypatch.setattr("rag_helpers._infra.embedding_cache.embed", lambda *a, **kw: pytest.fail("embedded again"))
     again = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, encoder=encoder, generator=generator, cache_embeddings=True)
     np.testing.assert_array_equal(again.doc_embeddings, first.doc_embeddings)
     assert again.retrieve(rh.SAMPLE_QUESTION)[0][1].startswith("Jupiter")

@@ -11,7 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_k", "check_query_text", "check_texts", "as_float_array", "describe_rows"]
+__all__ = ["check_positive_int", "check_k", "check_query_text", "check_texts", "as_float_array", "describe_rows"]
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an ``int`` if it is an integer >= 1 (NumPy integers included); raise otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}")
+    return int(value)
 
 
 def check_k(k: object, n: int, *, name: str = "k", what: str = "documents") -> int:
