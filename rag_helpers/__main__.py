@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag_helpers "which planet is the biggest?" [-k 2] [--docs FILE]``.
+"""Command line: ``python -m rag_helpers "which planet is the biggest?" [-k 2] [--docs PATH ...]``.
 
 A front end only: it reads the arguments and the documents, then asks
 ``RAGPipeline`` (``prepare``, then ``generate``) and prints what it gets.
@@ -13,6 +13,9 @@ from pathlib import Path
 from ._infra.devices import pick_device
 from ._infra.models import ModelLoadError
 from ._infra.validation import check_k, check_positive_int, check_query_text
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, check_chunk_sizes
+from .corpus import load_python_docs
+from .documents import load_documents
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
 from .pipeline import DEFAULT_MAX_NEW_TOKENS, ContextTrimmedWarning, RAGPipeline
 
@@ -26,13 +29,14 @@ def _one_line_warnings(message, category, filename, lineno, line=None) -> str:
 
 
 def _read_lines(path: str) -> list[str]:
+    """One document per non-blank line of ``path``."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise UsageError(f"cannot read --docs file: {exc}") from exc
+        raise UsageError(f"cannot read --lines file: {exc}") from exc
     documents = [line.strip() for line in lines if line.strip()]
     if not documents:
-        raise UsageError(f"--docs file {path} has no documents (one per line)")
+        raise UsageError(f"--lines file {path} has no documents (one per line)")
     return documents
 
 
@@ -43,7 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("question", nargs="?", default=SAMPLE_QUESTION, help=f"default: {SAMPLE_QUESTION!r}")
     parser.add_argument("-k", type=int, default=2, help="how many documents to retrieve (default 2)")
-    parser.add_argument("--docs", help="a text file with one document per line (default: the built-in facts)")
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument(
+        "--docs", nargs="+", metavar="PATH",
+        help="files and folders of .txt, .md, .rst and .pdf, cut into chunks; each hit cites its source",
+    )
+    sources.add_argument("--lines", metavar="FILE", help="a text file with one document per line")
+    sources.add_argument(
+        "--corpus", choices=["python-docs"],
+        help="the corpus shipped with the course: the Python 3.11 FAQ and HOWTO pages",
+    )
+    parser.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS,
+                        help=f"with --docs/--corpus: chunk size in the encoder's tokens (default {DEFAULT_CHUNK_TOKENS})")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                        help=f"with --docs/--corpus: tokens shared by neighbouring chunks (default {DEFAULT_OVERLAP})")
     parser.add_argument("--embedding-model", help="default: $RAG_EMBEDDING_MODEL, else all-MiniLM-L6-v2")
     parser.add_argument("--generator-model", help="default: $RAG_GENERATOR_MODEL, else LiquidAI/LFM2-700M")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warnings
     try:
         return _main(_parser().parse_args(argv))
-    except (UsageError, ModelLoadError, ValueError, TypeError) as exc:
+    except (UsageError, ModelLoadError, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -73,18 +90,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    documents = _read_lines(args.docs) if args.docs else SAMPLE_DOCUMENTS
     # Check what the user typed before spending seconds on loading models.
     check_query_text(args.question, name="query")
-    check_k(args.k, len(documents))
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
+    check_chunk_sizes(args.chunk_tokens, args.overlap)
+    files = args.docs is not None or args.corpus is not None
+    if args.docs is not None:
+        if any(not path.strip() for path in args.docs):
+            raise UsageError("--docs got an empty path: name files or folders")
+        loaded = load_documents(args.docs)
+        if loaded.skipped:
+            print(loaded.report(), file=sys.stderr)
+        documents = loaded.documents
+    elif args.corpus is not None:
+        documents = load_python_docs()
+    else:
+        documents = _read_lines(args.lines) if args.lines else SAMPLE_DOCUMENTS
+        check_k(args.k, len(documents))
     device = pick_device(args.device)
 
     print(f"Using device: {device}")
-    pipe = RAGPipeline(
-        documents, k=args.k, embedding_model=args.embedding_model, generator_model=args.generator_model,
-        device=device, max_new_tokens=args.max_new_tokens,
-    )
+    common = dict(embedding_model=args.embedding_model, generator_model=args.generator_model,
+                  device=device, max_new_tokens=args.max_new_tokens, cache_embeddings=True)
+    if files:
+        pipe = RAGPipeline.from_files(documents, chunk_tokens=args.chunk_tokens, overlap=args.overlap,
+                                      k=args.k, **common)
+        if args.k > len(pipe.documents):
+            print(f"(only {len(pipe.documents)} chunks: k is {len(pipe.documents)})", file=sys.stderr)
+    else:
+        pipe = RAGPipeline(documents, k=args.k, **common)
+    if pipe.embedding_cache is not None and (files or pipe.embedding_cache.hit):
+        print(str(pipe.embedding_cache).capitalize(), file=sys.stderr)
     pipe.generator  # loaded now, so that a fallback notice comes before the results
     with warnings.catch_warnings():
         # Said below, with the documents it concerns.
@@ -93,7 +129,12 @@ def _main(args: argparse.Namespace) -> int:
 
     print(f"\n--- Retrieved Documents (Top {len(prepared.hits)}) ---")
     for hit in prepared.hits:
-        print(f"Score: {hit.score:.4f} | Document: {hit.document}")
+        if hit.location is None:
+            print(f"Score: {hit.score:.4f} | Document: {hit.document}")
+        else:
+            preview = " ".join(hit.document.split())
+            preview = preview if len(preview) <= 100 else preview[:99] + "…"
+            print(f"Score: {hit.score:.4f} | Source: {hit.location} | {preview}")
     if prepared.trimmed:
         print(f"(the prompt keeps the best {len(prepared.context)} of them: the rest do not fit "
               f"{pipe.generator.display_name}'s context window)")

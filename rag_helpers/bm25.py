@@ -24,10 +24,12 @@ no ranking. k1 = 1.5 and b = 0.75 are bm25s's defaults (Lucene's k1 is 1.2).
 
 How it is computed: everything that does not depend on the query is done
 once, in ``fit``: each (word, document) pair's term above is stored in a
-sparse (n_words, n_docs) matrix W. A query is then a sparse vector c of
-word counts, and its scores over all documents are one sparse product,
-c @ W. Ranking is the course's top-k (``topk.top_k_rows``): best first,
-ties in index order, exactly ``np.argsort(-scores, kind="stable")[:k]``.
+sparse (n_words, n_docs) matrix W (CSR: row t lists the documents that
+contain word t, and its term in each). A query's scores are then the sum
+of the rows of W of its words: start from zeros, add one row per query word.
+Only documents that contain a query word are touched. Ranking is the
+course's top-k (``topk.top_k_rows``): best first, ties in index order,
+exactly ``np.argsort(-scores, kind="stable")[:k]``.
 """
 from __future__ import annotations
 
@@ -140,10 +142,10 @@ class BM25Index:
         vocabulary: dict[str, int] = {}
         word_ids = np.fromiter(
             (vocabulary.setdefault(t, len(vocabulary)) for t in chain.from_iterable(token_lists)), dtype=np.int64)
-        self.doc_lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
+        doc_lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
         if not vocabulary:
             raise ValueError("no document has a single token (after stop words): there is nothing to index")
-        doc_ids = np.repeat(np.arange(n_docs), self.doc_lengths)
+        doc_ids = np.repeat(np.arange(n_docs), doc_lengths)
 
         # Term frequencies: a (n_words, n_docs) matrix of counts. Building a
         # sparse matrix from (row, column) pairs adds up repeated pairs.
@@ -153,38 +155,37 @@ class BM25Index:
 
         # df(t): the number of documents containing t, i.e. of stored entries in row t.
         doc_freq = np.diff(tf.indptr)
-        self.idf = np.log(1 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
-        self.avg_doc_length = float(self.doc_lengths.mean())
+        idf = np.log(1 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
+        avg_doc_length = float(doc_lengths.mean())
 
         # The term of each stored (t, d) pair: idf(t) * tf / (tf + k1 * (1 - b + b * |d| / avgdl)).
-        # (idf is rounded to float32 first, and the rest is computed in this
-        # order, as bm25s does: the scores agree to the last bit or two.)
-        length_norm = self.k1 * ((1 - self.b) + self.b * self.doc_lengths / self.avg_doc_length)  # (n_docs,)
+        # (idf rounded to float32 first, the rest in float64 in this order, and
+        # query words added in query order: as bm25s does, so that the scores
+        # come out the same to the last bit.)
+        length_norm = self.k1 * ((1 - self.b) + self.b * doc_lengths / avg_doc_length)  # (n_docs,)
         rows = np.repeat(np.arange(len(vocabulary)), doc_freq)
         counts = tf.data
-        terms = self.idf[rows].astype(np.float64) * (counts / (length_norm[tf.indices] + counts))
+        terms = idf[rows].astype(np.float64) * (counts / (length_norm[tf.indices] + counts))
+
+        self.vocabulary, self.doc_lengths, self.avg_doc_length, self.idf = vocabulary, doc_lengths, avg_doc_length, idf
         self.weights = sp.csr_matrix((terms.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
-        self.vocabulary = vocabulary
         return self
 
-    def query_counts(self, queries: Sequence[str]) -> sp.csr_matrix:
-        """(q, n_words) float32 sparse word counts of the queries; unknown words are dropped.
+    def query_word_ids(self, queries: Sequence[str]) -> list[list[int]]:
+        """Each query's words as rows of ``weights``, in query order; words not in the index are dropped.
 
         Raises ``ValueError`` for a query with no token at all (blank, only
         punctuation or stop words): it would score every document 0.
         """
         self._fitted()
-        rows, cols = [], []
+        word_ids = []
         for i, query in enumerate(queries):
             tokens = self.tokenize(check_query_text(query, name=f"queries[{i}]"))
             if not tokens:
                 raise ValueError(f"queries[{i}] ({query!r:.60}) has no word left after tokenization"
                                  + (" and stop words" if self.stopwords else ""))
-            known = [self.vocabulary[t] for t in tokens if t in self.vocabulary]
-            rows += [i] * len(known)
-            cols += known
-        return sp.csr_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)),
-                             shape=(len(queries), len(self.vocabulary)))
+            word_ids.append([self.vocabulary[t] for t in tokens if t in self.vocabulary])
+        return word_ids
 
     def scores(self, queries: str | Sequence[str]) -> np.ndarray:
         """BM25 scores of every document: (n_docs,) float32 for one query, (q, n_docs) for a list.
@@ -192,7 +193,10 @@ class BM25Index:
         A query none of whose words is in the index scores 0 everywhere.
         """
         single, queries = _as_query_list(queries)
-        scores = (self.query_counts(queries) @ self._fitted()).toarray()
+        word_ids = self.query_word_ids(queries)
+        scores = np.zeros((len(queries), self.n_docs), dtype=np.float32)
+        for row, words in zip(scores, word_ids):
+            self._add_word_rows(row, words)
         return scores[0] if single else scores
 
     def search(self, queries: str | Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,15 +210,28 @@ class BM25Index:
         """
         single, queries = _as_query_list(queries)
         k = check_k(k, self.n_docs)
-        counts = self.query_counts(queries)
+        word_ids = self.query_word_ids(queries)
         # Blocks of queries, so the dense (block, n_docs) scores stay small.
-        block = max(1, _SCORE_BLOCK_ELEMENTS // self.n_docs)
+        block = max(1, min(len(queries), _SCORE_BLOCK_ELEMENTS // self.n_docs))
+        scores = np.empty((block, self.n_docs), dtype=np.float32)
         indices = np.empty((len(queries), k), dtype=np.int64)
         values = np.empty((len(queries), k), dtype=np.float32)
         for start in range(0, len(queries), block):
-            scores = (counts[start : start + block] @ self.weights).toarray()
-            indices[start : start + block], values[start : start + block] = top_k_rows(scores, k)
+            part = word_ids[start : start + block]
+            rows = scores[: len(part)]
+            rows.fill(0)
+            for row, words in zip(rows, part):
+                self._add_word_rows(row, words)
+            indices[start : start + len(part)], values[start : start + len(part)] = top_k_rows(rows, k)
         return (indices[0], values[0]) if single else (indices, values)
+
+    def _add_word_rows(self, scores: np.ndarray, word_ids: list[int]) -> None:
+        """Add row t of ``weights`` to ``scores`` (n_docs,) for each word t of one query, in order."""
+        w = self.weights
+        for t in word_ids:
+            start, end = w.indptr[t], w.indptr[t + 1]
+            # A row lists each document once, so plain fancy-index += is exact (no np.add.at needed).
+            scores[w.indices[start:end]] += w.data[start:end]
 
     def _fitted(self) -> sp.csr_matrix:
         if self.weights is None:

@@ -37,6 +37,7 @@ import os
 import stat
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def is_blank(text: str) -> bool:
                or unicodedata.category(ch) in _NOTHING_TO_READ_CATEGORIES for ch in text)
 
 
-def load_documents(paths: str | os.PathLike | list[str | os.PathLike], *,
+def load_documents(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
                    max_bytes: int | None = MAX_FILE_BYTES) -> LoadResult:
     """Load text, Markdown, reStructuredText and PDF files, and folders of them.
 
@@ -172,20 +173,24 @@ def load_documents(paths: str | os.PathLike | list[str | os.PathLike], *,
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-        raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
+    if not isinstance(paths, Iterable):
+        raise TypeError(f"paths must be a path or a list of paths, got {type(paths).__name__}")
     paths = list(paths)
     if not paths:
         raise ValueError("paths is empty: give at least one file or folder")
-
-    result = LoadResult()
-    seen: set[Path] = set()  # resolved paths already read: no file twice, no symlink loops
     for given in paths:
         if not isinstance(given, (str, os.PathLike)):
             raise TypeError(f"paths must be file or folder paths, got {type(given).__name__} {given!r}")
-        path = Path(given)
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
+    # Every path is checked before any is read: a typo fails at once, not after minutes of PDFs.
+    for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
+
+    result = LoadResult()
+    seen: set[Path] = set()  # resolved paths already read: no file twice, no symlink loops
+    for path in map(Path, paths):
         if path.is_dir():
             _load_folder(path, result, seen, max_bytes)
         else:

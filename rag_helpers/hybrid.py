@@ -52,7 +52,8 @@ def reciprocal_rank_fusion(
     *rankings : two (or more) rankings of document indices, best first, each
         (L_i,) for one query or (q, L_i) for q queries (e.g. the indices from
         ``search`` and from ``BM25Index.search``); lengths may differ.
-    k : number of fused results, 1 <= k <= the longest L_i.
+    k : number of fused results, at most the number of different documents
+        in each query's rankings (the longest L_i always fits).
     constant : c in 1 / (c + rank), > 0.
 
     Returns
@@ -61,7 +62,7 @@ def reciprocal_rank_fusion(
     each for q queries; best first, ties broken by the lower index.
     """
     rows = _check_rankings(rankings)
-    k = check_k(k, max(r.shape[1] for r in rows), what="ids in the longest ranking")
+    k = check_k(k, sum(r.shape[1] for r in rows), what="ids in all the rankings together")
     if isinstance(constant, bool) or not isinstance(constant, numbers.Real) or not 0 < constant < float("inf"):
         raise ValueError(f"constant must be a finite number > 0, got {constant!r}")
 
@@ -74,6 +75,8 @@ def reciprocal_rank_fusion(
         ids = np.concatenate([r[i] for r in rows])
         # unique() sorts the ids; bincount adds up each id's shares.
         docs, slot = np.unique(ids, return_inverse=True)
+        if docs.size < k:
+            raise ValueError(f"k={k} but the rankings of query {i} hold only {docs.size} different documents")
         fused = np.bincount(slot, weights=np.concatenate(shares))
         # Stable sort over ascending ids: equal scores keep the lower index first.
         best = np.argsort(-fused, kind="stable")[:k]

@@ -9,6 +9,7 @@ the notebook explorer) call these two and never assemble steps themselves.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,12 +19,21 @@ from sentence_transformers import SentenceTransformer
 from ._infra.embedding_cache import embed_cached
 from ._infra.validation import check_k, check_positive_int, check_query_text, check_texts
 from .blocked_search import search_blocked
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_documents
+from .documents import Document, load_documents
 from .embeddings import embed, load_encoder
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator, print_piece
 from .prompts import build_prompt, fit_documents
 from .retrieval import Hit
 
-__all__ = ["RAGPipeline", "RAGResult", "ContextTrimmedWarning", "ContextOverflowError", "ABSTAIN_ANSWER"]
+__all__ = [
+    "RAGPipeline",
+    "RAGResult",
+    "ContextTrimmedWarning",
+    "ContextOverflowError",
+    "SkippedFilesWarning",
+    "ABSTAIN_ANSWER",
+]
 
 #: What the pipeline answers, without asking the model, when no document
 #: scores at least ``min_score``.
@@ -39,6 +49,10 @@ class ContextOverflowError(ValueError):
     def __init__(self, message: str, hits: list[Hit]) -> None:
         super().__init__(message)
         self.hits = hits
+
+
+class SkippedFilesWarning(UserWarning):
+    """Files in a folder given to ``from_files`` were not loaded; the message says which and why."""
 
 
 class ContextTrimmedWarning(UserWarning):
@@ -103,11 +117,50 @@ class RAGPipeline:
         self.encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
         # Opt-in: the cache writes a file under the user cache folder, and a
         # rebuilt pipeline over the same documents then skips the encoder.
-        embed_documents = embed_cached if cache_embeddings else embed
-        self.doc_embeddings = embed_documents(self.documents, self.encoder)  # (n_docs, dim) float32
+        if cache_embeddings:
+            self.doc_embeddings, self.embedding_cache = embed_cached(self.documents, self.encoder, report=True)
+        else:
+            self.doc_embeddings, self.embedding_cache = embed(self.documents, self.encoder), None
+        # self.doc_embeddings: (n_docs, dim) float32, unit rows
         self._generator = generator
         self._generator_model = generator_model
         self._device = device
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: str | os.PathLike | Sequence[str | os.PathLike] | Sequence[Document],
+        *,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        overlap: int = DEFAULT_OVERLAP,
+        k: int = 4,
+        encoder: SentenceTransformer | None = None,
+        embedding_model: str | None = None,
+        device: str | None = None,
+        **options,
+    ) -> RAGPipeline:
+        """A pipeline over files and folders (.txt .md .rst .pdf), cut into chunks of the encoder's tokens.
+
+        ``paths`` may also be a list of ``Document`` (e.g. ``corpus.load_python_docs()``).
+        Every chunk is at most ``chunk_tokens`` tokens, overlapping the one
+        before by up to ``overlap``; each hit carries its ``Chunk``, so
+        ``hit.location`` cites ``path:line`` (or the PDF page). Files skipped
+        inside folders (binary, empty, unsupported, ...) are reported in one
+        ``SkippedFilesWarning``. ``options`` go to ``RAGPipeline``.
+        """
+        if isinstance(paths, Sequence) and paths and all(isinstance(p, Document) for p in paths):
+            documents = list(paths)
+        else:
+            loaded = load_documents(paths)
+            if loaded.skipped:
+                warnings.warn(loaded.report(), SkippedFilesWarning, stacklevel=2)
+            documents = loaded.documents
+        encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
+        chunks: list[Chunk] = chunk_documents(
+            documents, encoder, chunk_tokens, overlap, progress=len(documents) >= 100
+        )
+        k = min(check_k(k, 10**9), len(chunks))
+        return cls([c.text for c in chunks], k, encoder=encoder, device=device, sources=chunks, **options)
 
     @property
     def generator(self) -> Generator:

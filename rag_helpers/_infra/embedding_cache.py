@@ -24,6 +24,7 @@ import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +42,26 @@ _FORMAT = 1
 _SAMPLES_PER_TENSOR = 1024
 
 
+@dataclass(frozen=True)
+class CacheUse:
+    """Where ``embed_cached`` looked, and whether the embeddings came from there."""
+
+    path: Path
+    hit: bool
+
+    def __str__(self) -> str:
+        if self.hit:
+            return f"embeddings loaded from the cache {self.path}"
+        return f"embeddings computed and cached in {self.path}"
+
+
 def embed_cached(
     texts: Sequence[str],
     encoder: SentenceTransformer,
     cache_dir: str | os.PathLike | None = None,
-) -> np.ndarray:
+    *,
+    report: bool = False,
+):
     """``embed(texts, encoder)``, loaded from the cache when it was computed before.
 
     Parameters
@@ -58,19 +74,20 @@ def embed_cached(
 
     Returns
     -------
-    (n, dim) float32, unit rows: the same numbers ``embed`` gives.
+    (n, dim) float32, unit rows: the same numbers ``embed`` gives; with
+    ``report=True``, the pair ``(vectors, CacheUse)``.
     """
     texts = check_texts(texts, name="texts")
     key = _cache_key(texts, encoder)
     path = _path_for(key, cache_dir)
     vectors, problem = _load(path, key, len(texts), _dimension(encoder))
     if vectors is not None:
-        return vectors
+        return (vectors, CacheUse(path, True)) if report else vectors
     if path.exists():
         print(f"Embedding cache {path} is unusable ({problem}); recomputing it.", file=sys.stderr)
     vectors = embed(texts, encoder)
     _save(path, key, vectors)
-    return vectors
+    return (vectors, CacheUse(path, False)) if report else vectors
 
 
 def embedding_cache_path(

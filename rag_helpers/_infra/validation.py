@@ -47,7 +47,24 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
     """Return ``texts`` as a list of non-blank strings; raise otherwise.
 
     A bare string is refused: iterating over it would embed single characters.
+    A text that is only invisible characters (a zero-width space, U+200B) is
+    refused like an empty one, and a lone surrogate (``'\\ud800'``, which no
+    tokenizer can encode) is refused with its position.
     """
+    import unicodedata
+
+    # Characters that print as nothing: category Cf (format) and a few others;
+    # rag_helpers.injection.is_invisible says the same (a test checks).
+    extra_invisible = "\u115f\u1160\u3164\uffa0\u2800\u034f"
+
+    def visible(char: str) -> bool:
+        return not (
+            unicodedata.category(char) == "Cf"
+            or char in extra_invisible
+            or "\ufe00" <= char <= "\ufe0f"
+            or "\U000e0100" <= char <= "\U000e01ef"
+        )
+
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"{name} must be a list of strings, not a single {type(texts).__name__}")
     if isinstance(texts, np.ndarray):
@@ -59,8 +76,21 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is a {type(text).__name__}, not a string: {text!r:.60}")
-        if not text.strip():
+        stripped = text.strip()
+        if not stripped:
             raise ValueError(f"{name}[{i}] is empty (or only whitespace)")
+        if stripped.isascii():  # the usual case: no surrogates, nothing invisible
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name}[{i}] contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character "
+                f"{exc.start}: not valid Unicode text (was it decoded with errors='surrogateescape'?)"
+            ) from None
+        # any() stops at the first visible character: usually the first one.
+        if not any(visible(char) and not char.isspace() for char in stripped):
+            raise ValueError(f"{name}[{i}] is empty (or only whitespace and invisible characters such as U+200B)")
     return list(texts)
 
 
