@@ -120,7 +120,7 @@ def _main(args: argparse.Namespace) -> int:
     else:
         pipe = RAGPipeline(documents, k=args.k, **common)
     if pipe.embedding_cache is not None and (files or pipe.embedding_cache.hit):
-        print(str(pipe.embedding_cache).capitalize(), file=sys.stderr)
+        print(pipe.embedding_cache, file=sys.stderr)
     pipe.generator  # loaded now, so that a fallback notice comes before the results
     with warnings.catch_warnings():
         # Said below, with the documents it concerns.

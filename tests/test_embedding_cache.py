@@ -158,12 +158,35 @@ def test_stale_or_corrupt_files_are_detected_and_rebuilt(
         np.testing.assert_array_equal(data["embeddings"], sample_embeddings)
 
 
-def test_an_unwritable_cache_still_returns_the_embeddings(encoder, sample_embeddings, tmp_path):
+def test_an_unusable_cache_folder_still_returns_the_embeddings(encoder, sample_embeddings, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
-    with pytest.warns(UserWarning, match="could not write the embedding cache"):
-        vectors = rh.embed_cached(TEXTS, encoder, blocker / "embeddings")
-    np.testing.assert_array_equal(vectors, sample_embeddings)
+    for folder in (blocker, blocker / "embeddings"):  # a file, and a folder that cannot be made
+        vectors = rh.embed_cached(TEXTS, encoder, folder)
+        np.testing.assert_array_equal(vectors, sample_embeddings)
+        message = capsys.readouterr().err
+        assert message.count("\n") == 1 and "Embedding cache not used" in message
+        assert str(blocker) in message and "RAG_CACHE_DIR" in message
+
+
+def test_rows_permuted_under_the_same_key_are_caught(encoder, sample_embeddings, tmp_path, capsys):
+    rh.embed_cached(TEXTS, encoder, tmp_path)
+    path = embedding_cache_path(TEXTS, encoder, tmp_path)
+    with np.load(path, allow_pickle=False) as data:
+        key, vectors = data["key"], data["embeddings"]
+    np.savez(path, key=key, embeddings=vectors[::-1].copy())  # same key, rows swapped: still unit rows
+    capsys.readouterr()
+    np.testing.assert_array_equal(rh.embed_cached(TEXTS, encoder, tmp_path), sample_embeddings)
+    assert "do not match their checksum" in capsys.readouterr().err
+
+
+def test_the_pipeline_says_where_its_embeddings_came_from(encoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    first = rh.RAGPipeline(TEXTS, encoder=encoder, cache_embeddings=True)
+    second = rh.RAGPipeline(TEXTS, encoder=encoder, cache_embeddings=True)
+    assert not first.embedding_cache.hit and second.embedding_cache.hit
+    assert first.embedding_cache.path == second.embedding_cache.path
+    assert str(second.embedding_cache).startswith("Embeddings loaded from the cache ")
 
 
 @pytest.mark.parametrize("bad, error", [([], ValueError), ("one string", TypeError), (["ok", " "], ValueError)])

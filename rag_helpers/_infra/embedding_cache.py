@@ -7,8 +7,9 @@ texts with the very same model. ``embed_cached`` keeps the result in a
 
 The file holds two arrays, read with ``allow_pickle=False`` (a cache file is
 data, never code): ``embeddings`` (n, dim) float32 and ``key``, a short JSON
-text naming the model (a fingerprint of its weights and settings) and the
-texts (a SHA-256 of them, in order). A file whose key does not match
+text naming the model (a fingerprint of its weights and settings), the
+texts (a SHA-256 of them, in order) and the vectors themselves (a SHA-256 of
+their bytes, so rows swapped or edited under the same key are caught). A file whose key does not match
 (stale), that cannot be read, or whose array has the wrong shape or dtype,
 non-finite values or rows that are not unit length (corrupt) is recomputed,
 with one line saying so. Files are written to a temporary name and renamed,
@@ -32,12 +33,12 @@ from sentence_transformers import SentenceTransformer
 
 from ..embeddings import embed
 from ..vectors import check_unit_rows
-from .cache import cache_root
+from .cache import CACHE_DIR_ENV, cache_root, check_cache_dir
 from .validation import check_texts
 
 __all__ = ["embed_cached", "embedding_cache_path"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the key holds a checksum of the vectors
 # Values sampled from each weight tensor for the model fingerprint.
 _SAMPLES_PER_TENSOR = 1024
 
@@ -51,8 +52,8 @@ class CacheUse:
 
     def __str__(self) -> str:
         if self.hit:
-            return f"embeddings loaded from the cache {self.path}"
-        return f"embeddings computed and cached in {self.path}"
+            return f"Embeddings loaded from the cache {self.path}"
+        return f"Embeddings computed and cached in {self.path}"
 
 
 def embed_cached(
@@ -80,6 +81,12 @@ def embed_cached(
     texts = check_texts(texts, name="texts")
     key = _cache_key(texts, encoder)
     path = _path_for(key, cache_dir)
+    unusable = check_cache_dir(path.parent)
+    if unusable is not None:
+        print(f"Embedding cache not used ({unusable}); set {CACHE_DIR_ENV} to a writable folder.",
+              file=sys.stderr)
+        vectors = embed(texts, encoder)
+        return (vectors, None) if report else vectors
     vectors, problem = _load(path, key, len(texts), _dimension(encoder))
     if vectors is not None:
         return (vectors, CacheUse(path, True)) if report else vectors
@@ -161,6 +168,7 @@ def _load(path: Path, key: dict, n: int, dim: int | None) -> tuple[np.ndarray | 
             vectors = data["embeddings"]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         return None, f"unreadable: {type(exc).__name__}"
+    stored_vectors = stored_key.pop("vectors", None) if isinstance(stored_key, dict) else None
     if stored_key != key:
         return None, "stale: made from another model or other texts"
     if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != n:
@@ -171,7 +179,13 @@ def _load(path: Path, key: dict, n: int, dim: int | None) -> tuple[np.ndarray | 
         check_unit_rows(vectors, name="cached embeddings")
     except ValueError as exc:
         return None, str(exc).split(" (call")[0]
+    if stored_vectors != _vectors_digest(vectors):
+        return None, "corrupt: the vectors do not match their checksum"
     return vectors, None
+
+
+def _vectors_digest(vectors: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(vectors).tobytes()).hexdigest()
 
 
 def _save(path: Path, key: dict, vectors: np.ndarray) -> None:
@@ -181,7 +195,8 @@ def _save(path: Path, key: dict, vectors: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.stem, suffix=".tmp", delete=False) as f:
             tmp_name = f.name
-            np.savez(f, key=np.array(json.dumps(key, sort_keys=True)), embeddings=vectors)
+            stored_key = dict(key, vectors=_vectors_digest(vectors))
+            np.savez(f, key=np.array(json.dumps(stored_key, sort_keys=True)), embeddings=vectors)
         os.replace(tmp_name, path)
     except OSError as exc:  # a read-only or full disk: the embeddings are still good
         warnings.warn(f"could not write the embedding cache {path}: {exc}", stacklevel=3)

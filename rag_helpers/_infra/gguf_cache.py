@@ -1,15 +1,24 @@
 """Convert the packaged GGUF generator to safetensors once, then reuse it.
 
 Loading ``SmolLM2-135M-Instruct.Q4_1.gguf`` with transformers dequantizes
-every weight (~20 s on a laptop CPU). We do that once and save the result as
-safetensors in a user cache folder; later loads take well under a second.
+every weight (about 40 s on a 2-core CPU, measured). We do that once and save
+the result as safetensors in a user cache folder; later loads take about a
+second.
 
 The folder holds a ``manifest.json`` with the size and SHA-256 of every file
-and the identity of the GGUF it came from. A missing, stale or corrupt cache
-is detected on load and rebuilt.
+and the identity of the GGUF it came from. A missing, stale, corrupt or
+malformed cache is detected on load and rebuilt. A lock file makes a second
+process wait for a conversion already under way instead of converting again,
+and the temporary folder of a conversion that was killed half-way is removed
+by the next one. Where the cache folder cannot be used at all, the model is
+converted into a temporary folder for this process only, with one line
+saying which path failed and what to set.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,12 +27,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cache import cache_root
+from .cache import CACHE_DIR_ENV, cache_root, check_cache_dir
 
-__all__ = ["converted_dir", "ensure_converted", "check_converted"]
+__all__ = ["converted_dir", "ensure_converted", "check_converted", "MEASURED_CONVERSION_S"]
 
 _FORMAT = 1
 _MANIFEST = "manifest.json"
+_LOCK = ".convert.lock"
+#: What one conversion took on a 2-core CPU (benchmarks/RESULTS.md): said in the notice.
+MEASURED_CONVERSION_S = 40
 
 
 def converted_dir(gguf_path: Path) -> Path:
@@ -45,6 +57,26 @@ def _source_id(gguf_path: Path) -> dict:
     return {"name": gguf_path.name, "size": gguf_path.stat().st_size, "sha256": _sha256(gguf_path)}
 
 
+def _manifest_problem(manifest: object) -> str | None:
+    """Why a parsed manifest is malformed, or None. Names must be plain file names in the folder."""
+    if not isinstance(manifest, dict):
+        return "malformed manifest: not an object"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return "malformed manifest: 'files' is not a non-empty mapping of names"
+    for name, meta in files.items():
+        if name in ("", ".", "..") or Path(name).name != name or "/" in name or "\\" in name:
+            return f"malformed manifest: file name {name!r} is not a plain name inside the cache folder"
+        if not isinstance(meta, dict):
+            return f"malformed manifest: entry {name!r} is not an object"
+        size, digest = meta.get("size"), meta.get("sha256")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return f"malformed manifest: entry {name!r} has no valid size"
+        if not isinstance(digest, str) or len(digest) != 64:
+            return f"malformed manifest: entry {name!r} has no valid sha256"
+    return None
+
+
 def check_converted(folder: Path, gguf_path: Path) -> str | None:
     """Why ``folder`` is not a valid conversion of ``gguf_path``, or None if it is."""
     manifest_path = folder / _MANIFEST
@@ -52,14 +84,16 @@ def check_converted(folder: Path, gguf_path: Path) -> str | None:
         return "no manifest"
     try:
         manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return "unreadable manifest"
+    problem = _manifest_problem(manifest)
+    if problem:
+        return problem
     if manifest.get("format") != _FORMAT:
         return "older cache format"
     if manifest.get("source") != _source_id(gguf_path):
         return "made from a different GGUF file"
-    for name, meta in files.items():
+    for name, meta in manifest["files"].items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
@@ -77,19 +111,63 @@ def ensure_converted(gguf_path: Path) -> Path:
     corrupt, saying so in one line); otherwise only verifies the cache.
     """
     folder = converted_dir(gguf_path)
-    problem = check_converted(folder, gguf_path)
-    if problem is None:
+    problem = check_cache_dir(folder.parent)
+    if problem is not None:
+        return _convert_for_this_process(gguf_path, problem)
+    if check_converted(folder, gguf_path) is None:
         return folder
-    if folder.exists():
-        print(f"Generator cache {folder} is unusable ({problem}); rebuilding it.", file=sys.stderr)
-    else:
-        print(
-            f"Converting {gguf_path.name} to safetensors once (about 20 s on a CPU); "
-            f"cached in {folder}",
-            file=sys.stderr,
-        )
-    _convert(gguf_path, folder)
+    with _conversion_lock(folder.parent):
+        # Another process may have converted it while we waited for the lock.
+        problem = check_converted(folder, gguf_path)
+        if problem is None:
+            return folder
+        _remove_stale_temporaries(folder)
+        if folder.exists():
+            print(f"Generator cache {folder} is unusable ({problem}); rebuilding it.", file=sys.stderr)
+        else:
+            print(
+                f"Converting {gguf_path.name} to safetensors once (it took about {MEASURED_CONVERSION_S} s "
+                f"on a 2-core CPU); cached in {folder}",
+                file=sys.stderr,
+            )
+        _convert(gguf_path, folder)
     return folder
+
+
+@contextlib.contextmanager
+def _conversion_lock(parent: Path):
+    """Hold an exclusive lock on ``parent/.convert.lock``: one conversion at a time, across processes."""
+    with open(parent / _LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("Another process is converting the generator; waiting for it.", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    # Called with the lock held: no other conversion is writing one now, so
+    # any temporary folder is a leftover of one that was killed.
+    for tmp in folder.parent.glob(folder.name + ".*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(f"Removed {tmp}, left behind by an interrupted conversion.", file=sys.stderr)
+
+
+def _convert_for_this_process(gguf_path: Path, problem: str) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix="rag-generator-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    print(
+        f"The cache folder cannot be used ({problem}); set {CACHE_DIR_ENV} to a writable folder. "
+        f"Converting {gguf_path.name} for this run only (about {MEASURED_CONVERSION_S} s).",
+        file=sys.stderr,
+    )
+    _convert(gguf_path, tmp / "model")
+    return tmp / "model"
 
 
 def _convert(gguf_path: Path, folder: Path) -> None:
