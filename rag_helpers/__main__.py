@@ -15,7 +15,7 @@ from ._infra.models import ModelLoadError
 from ._infra.validation import check_k, check_positive_int, check_query_text
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, check_chunk_sizes
 from .corpus import load_python_docs
-from .documents import load_documents
+from .documents import is_blank, load_documents
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
 from .pipeline import DEFAULT_MAX_NEW_TOKENS, ContextTrimmedWarning, RAGPipeline
 
@@ -29,12 +29,15 @@ def _one_line_warnings(message, category, filename, lineno, line=None) -> str:
 
 
 def _read_lines(path: str) -> list[str]:
-    """One document per non-blank line of ``path``."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UsageError(f"cannot read --lines file: {exc}") from exc
-    documents = [line.strip() for line in lines if line.strip()]
+    """One document per non-blank line of ``path``.
+
+    Read by the same loader as ``--docs``: invalid UTF-8 or binary content is
+    an error naming the file and the byte offset, and a BOM is dropped.
+    """
+    if not path.strip():
+        raise UsageError("--lines got an empty path: name a text file")
+    (document,) = load_documents([path]).documents[:1]
+    documents = [line.strip() for line in document.text.splitlines() if not is_blank(line)]
     if not documents:
         raise UsageError(f"--lines file {path} has no documents (one per line)")
     return documents
@@ -105,7 +108,7 @@ def _main(args: argparse.Namespace) -> int:
     elif args.corpus is not None:
         documents = load_python_docs()
     else:
-        documents = _read_lines(args.lines) if args.lines else SAMPLE_DOCUMENTS
+        documents = _read_lines(args.lines) if args.lines is not None else SAMPLE_DOCUMENTS
         check_k(args.k, len(documents))
     device = pick_device(args.device)
 

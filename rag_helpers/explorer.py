@@ -82,6 +82,13 @@ class RAGExplorer:
             widgets.HTML("<b>Answer</b>"),
             self.answer_view,
         ])
+        # Stable hooks for the browser test (tests/test_browser.py): CSS classes on the rendered widgets.
+        for widget, hook in [
+            (self.widget, "rag-explorer"), (self.query, "rag-explorer-query"), (self.k, "rag-explorer-k"),
+            (self.ask, "rag-explorer-ask"), (self.status, "rag-explorer-status"), (self.chart, "rag-explorer-chart"),
+            (self.prompt_view, "rag-explorer-prompt"), (self.answer_view, "rag-explorer-answer"),
+        ]:
+            widget.add_class(hook)
 
         self.hits: list[tuple[float, str]] = []
         self.prompt: str | None = None

@@ -381,13 +381,18 @@ def _open_array(folder: Path, name: str, dtype: np.dtype, shape: tuple | None, r
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            file_shape, fortran, file_dtype = read_header(f)
+            if version == (1, 0):
+                file_shape, fortran, file_dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                file_shape, fortran, file_dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version}: np.save writes 1.0 or 2.0 for plain numbers")
             data_start = f.tell()
     except ValueError as exc:  # not a .npy file, or a damaged header
         raise CorruptIndexError(f"{path} is not a readable .npy file: {exc}") from None
     if file_dtype.hasobject:
-        raise CorruptIndexError(f"{path} holds Python objects (dtype {file_dtype}): refused, an index holds plain numbers")
+        raise CorruptIndexError(f"{path} holds Python objects (dtype {file_dtype}): refused, "
+                                "an index holds plain numbers")
     if file_dtype != dtype or fortran or len(file_shape) != (len(shape) if shape is not None else 1):
         raise CorruptIndexError(f"{path}: expected {dtype} {shape or '(length,)'} in C order, "
                                 f"the file holds {file_dtype} {file_shape}{' in Fortran order' if fortran else ''}")

@@ -25,7 +25,6 @@ Recall against exact float32 search, and the time each takes, are measured in
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,7 +235,8 @@ def binary_codes(doc_vecs: np.ndarray, *, center: np.ndarray | None = None) -> n
         block = rows[start : start + _QUANTIZE_BLOCK_ROWS]
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
-            raise ValueError(f"doc_vecs has NaN or infinite values in row(s) {describe_rows(np.flatnonzero(~finite) + start)}")
+            bad = describe_rows(np.flatnonzero(~finite) + start)
+            raise ValueError(f"doc_vecs has NaN or infinite values in row(s) {bad}")
         codes[start : start + len(block)] = np.packbits((block if shift is None else block - shift) > 0, axis=1)
     return codes[0] if x.ndim == 1 else codes
 
@@ -302,6 +302,7 @@ def search_binary(
     queries, docs, single = _prepare_for_rescoring(query_vecs, doc_vecs)
     n, d = docs.shape
     k = check_k(k, n)
+    _check_center(center, d)
     m = default_shortlist(k, n) if shortlist is None else min(n, _check_pool(shortlist, k, "shortlist"))
     codes = np.asarray(codes)
     if codes.dtype != np.uint8 or codes.shape != (n, (d + 7) // 8):
@@ -436,7 +437,8 @@ def _raise_bad_docs(scores: np.ndarray, cand: np.ndarray) -> None:
     bad = np.abs(scores) > 1 + UNIT_TOLERANCE
     raise ValueError(
         f"doc_vecs is not L2-normalized: row(s) {describe_rows(cand[bad])} give a cosine of "
-        f"{float(np.abs(scores[bad]).max()):.4g}, outside [-1, 1] (call rag_helpers.l2_normalize on the documents first)"
+        f"{float(np.abs(scores[bad]).max()):.4g}, outside [-1, 1] "
+        "(call rag_helpers.l2_normalize on the documents first)"
     )
 
 
@@ -472,7 +474,8 @@ def _prepare_for_rescoring(query_vecs: np.ndarray, doc_vecs: np.ndarray):
 def _check_rescoring_docs(doc_vecs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     docs = doc_vecs if isinstance(doc_vecs, np.ndarray) else np.asarray(doc_vecs)
     if docs.dtype.kind != "f" or docs.shape != shape:
-        raise ValueError(f"doc_vecs must be {shape} floats, the vectors the codes were made from; got {docs.dtype} {docs.shape}")
+        raise ValueError(f"doc_vecs must be {shape} floats, the vectors the codes were made from; "
+                         f"got {docs.dtype} {docs.shape}")
     return docs
 
 

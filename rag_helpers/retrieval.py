@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from ._infra.validation import check_k, check_query_text, check_texts
+from ._infra.validation import check_k, check_positive_int, check_query_text, check_texts
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
 from .embeddings import embed
 from .scoring import prepare_query_and_docs
@@ -81,12 +81,18 @@ def search(
     for a batch. Best first; equal scores in index order, exactly as
     ``np.argsort(-scores, kind="stable")[:k]``.
 
-    The query is checked in full. The documents are not re-read for checking
-    (that would double the cost); NaN, infinities and rows that are far from
-    unit length are caught on their scores instead.
+    What is checked: the query in full (finite, unit rows); the documents'
+    shape and dtype; and, on their scores, documents with NaN or infinite
+    values or norms well above 1 (a cosine outside [-1, 1]). What is NOT
+    checked: document rows shorter than unit length, a zero row included.
+    They give cosines that look valid and are ranked too low. Reading every
+    row's norm would double the cost of a search, so ``search`` trusts the
+    matrix it is given, as the embedding functions make it; verify a matrix
+    from elsewhere once with ``vectors.check_unit_rows(doc_vecs, name=...)``.
     """
     q, docs = prepare_query_and_docs(query_vecs, doc_vecs)
     k = check_k(k, docs.shape[0])
+    block_bytes = check_positive_int(block_bytes, "block_bytes")
     single = q.ndim == 1
     indices, scores = search_blocked(q[None, :] if single else q, docs, k, block_bytes)
     return (indices[0], scores[0]) if single else (indices, scores)

@@ -36,3 +36,7 @@ def generator():
 def sample_embeddings(encoder):
     """(10, 384) float32 unit rows for rh.SAMPLE_DOCUMENTS."""
     return rh.embed(rh.SAMPLE_DOCUMENTS, encoder)
+
+#: The two planet facts the seed example retrieves for SAMPLE_QUESTION.
+JUPITER = "Jupiter is the largest planet in our solar system."
+VENUS = "Venus is the second planet from the Sun and is the hottest."

@@ -7,12 +7,11 @@ import sys
 import pytest
 
 import rag_helpers as rh
+from conftest import JUPITER, VENUS
 
 pytest.importorskip("ipywidgets")
 from rag_helpers.explorer import make_explorer  # noqa: E402
 
-JUPITER = "Jupiter is the largest planet in our solar system."
-VENUS = "Venus is the second planet from the Sun and is the hottest."
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import rag_helpers as rh
+from conftest import JUPITER, VENUS
 from rag_helpers import prompts
 from rag_helpers._infra import gguf_cache, models
 
-JUPITER = "Jupiter is the largest planet in our solar system."
-VENUS = "Venus is the second planet from the Sun and is the hottest."
 
 
 # ------------------------------------------------------------- real answers

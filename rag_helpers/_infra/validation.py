@@ -100,11 +100,19 @@ def as_float_array(x: object, *, name: str, ndims: tuple[int, ...] = (1, 2)) -> 
     Floating arrays keep their dtype (no copy); integer and bool arrays become
     float64. Complex, object and string arrays are refused.
     """
-    arr = np.asarray(x)
+    if isinstance(x, np.ma.MaskedArray):
+        # A mask would be silently ignored by every matrix product.
+        raise TypeError(f"{name} is a masked array: fill or drop the masked values first (x.filled(...))")
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # e.g. rows of different lengths
+        raise ValueError(f"{name} is not a rectangular array of numbers ({exc})") from None
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     elif arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a real-valued numeric array, got dtype {arr.dtype}")
+    elif arr.dtype.itemsize > 8:
+        raise TypeError(f"{name} has dtype {arr.dtype}: use float32 or float64 (BLAS has no {arr.dtype})")
     if arr.ndim not in ndims:
         allowed = " or ".join(f"{d}-D" for d in ndims)
         raise ValueError(f"{name} must be {allowed}, got shape {arr.shape}")

@@ -1,0 +1,73 @@
+"""embeddings.py: the real packaged all-MiniLM-L6-v2, embed, and loading errors."""
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+import pytest
+
+import rag_helpers as rh
+from rag_helpers._infra.models import packaged_encoder_path
+from conftest import JUPITER, VENUS
+
+
+HUB_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+def test_packaged_encoder_is_the_real_model():
+    weights = packaged_encoder_path() / "model.safetensors"
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == HUB_WEIGHTS_SHA256
+
+def test_embeddings_are_unit_float32_rows(sample_embeddings):
+    assert sample_embeddings.shape == (len(rh.SAMPLE_DOCUMENTS), 384)
+    assert sample_embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(sample_embeddings, axis=1), 1.0, atol=1e-6)
+
+def test_embedding_is_deterministic_and_batch_independent(encoder, sample_embeddings):
+    one_by_one = np.vstack([rh.embed([doc], encoder) for doc in rh.SAMPLE_DOCUMENTS[:3]])
+    np.testing.assert_allclose(one_by_one, sample_embeddings[:3], atol=1e-5)
+
+def test_long_documents_warn_instead_of_being_cut_silently(encoder):
+    long_text = "Jupiter is a gas giant. " * 200  # ~1200 tokens > 256
+    with pytest.warns(rh.LongDocumentWarning, match="256-token window"):
+        vectors = rh.embed(["short text", long_text], encoder)
+    assert vectors.shape == (2, 384)
+
+def test_short_documents_do_not_warn(encoder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rh.LongDocumentWarning)
+        rh.embed(["a" * 240, "word " * 40], encoder)
+
+@pytest.mark.parametrize(
+    "texts, error, message",
+    [
+        ([], ValueError, "texts is empty"),
+        ("just one string", TypeError, "list of strings, not a single str"),
+        (["ok", 3], TypeError, r"texts\[1\] is a int"),
+        (["ok", None], TypeError, r"texts\[1\] is a NoneType"),
+        (["ok", "   "], ValueError, r"texts\[1\] is empty"),
+        (42, TypeError, "list of strings"),
+    ],
+)
+def test_embed_refuses_bad_texts(encoder, texts, error, message):
+    with pytest.raises(error, match=message):
+        rh.embed(texts, encoder)
+
+def test_named_embedding_model_that_is_not_available_fails_clearly(monkeypatch):
+    with pytest.raises(rh.ModelLoadError, match="no-such-org/no-such-model"):
+        rh.load_encoder("no-such-org/no-such-model")
+    monkeypatch.setenv(rh.EMBEDDING_MODEL_ENV, "no-such-org/other-model")
+    with pytest.raises(rh.ModelLoadError, match="other-model"):
+        rh.load_encoder()
+
+def test_the_hub_name_of_the_default_model_uses_the_packaged_copy(sample_embeddings):
+    encoder = rh.load_encoder("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+    np.testing.assert_allclose(rh.embed(rh.SAMPLE_DOCUMENTS, encoder), sample_embeddings, atol=1e-6)
+
+def test_asking_for_a_missing_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        rh.load_encoder(device="cuda")
