@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 DEFAULT_PARTS = [
     "retrieval", "topk", "loop", "embedding", "generation", "memory",
-    "chunking", "bm25", "evaluation", "injection", "scale",
+    "chunking", "bm25", "evaluation", "injection", "scale", "large_input",
 ]
 ALL_PARTS = DEFAULT_PARTS + ["suite"]
 
