@@ -9,9 +9,12 @@ inline, then check themselves against it:
     03 scoring.py      cosine_scores, cosine_scores_loop
     04 topk.py         top_k
        retrieval.py    search, retrieve (= retrieve_with_numpy), Hit
-    05 prompts.py      build_prompt, chat_messages, fit_documents
+    05 prompts.py      build_prompt, chat_messages, fit_documents (injection.py: the defences)
     06 generation.py   load_generator, Generator.generate / .stream, generate_real_answer
     07 pipeline.py     RAGPipeline, RAGResult: the one place that assembles the steps
+    08 documents.py, chunking.py, corpus.py: your own files, chunks, the shipped corpus
+    09 metrics.py, evaluation.py, bm25.py, hybrid.py, abstention.py: measuring retrieval
+    10 quantization.py, index_store.py: below the float32 floor
 
 ``_infra/`` holds what no notebook teaches (model resolution, devices,
 caches, argument checks): a learner can skip it.

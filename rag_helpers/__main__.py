@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"with --docs/--corpus: chunk size in the encoder's tokens (default {DEFAULT_CHUNK_TOKENS})")
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
                         help=f"with --docs/--corpus: tokens shared by neighbouring chunks (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--prompt-style", choices=["plain", "cite", "idk"], default="plain",
+                        help="plain: the seed layout (default); cite: numbered documents, cited in the answer; "
+                             "idk: the model is told to say \"I don't know\" when the documents do not say")
+    parser.add_argument("--min-score", type=float, default=None,
+                        help="answer \"I don't know\" without asking the model when no document scores this much "
+                             "(e.g. the threshold chosen in notebook 09, rag_helpers.DEFAULT_MIN_SCORE)")
     parser.add_argument("--embedding-model", help="default: $RAG_EMBEDDING_MODEL, else all-MiniLM-L6-v2")
     parser.add_argument("--generator-model", help="default: $RAG_GENERATOR_MODEL, else LiquidAI/LFM2-700M")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
@@ -114,7 +120,8 @@ def _main(args: argparse.Namespace) -> int:
 
     print(f"Using device: {device}")
     common = dict(embedding_model=args.embedding_model, generator_model=args.generator_model,
-                  device=device, max_new_tokens=args.max_new_tokens, cache_embeddings=True)
+                  device=device, max_new_tokens=args.max_new_tokens, cache_embeddings=True,
+                  prompt_style=args.prompt_style, min_score=args.min_score)
     if files:
         pipe = RAGPipeline.from_files(documents, chunk_tokens=args.chunk_tokens, overlap=args.overlap,
                                       k=args.k, **common)
@@ -124,7 +131,8 @@ def _main(args: argparse.Namespace) -> int:
         pipe = RAGPipeline(documents, k=args.k, **common)
     if pipe.embedding_cache is not None and (files or pipe.embedding_cache.hit):
         print(pipe.embedding_cache, file=sys.stderr)
-    pipe.generator  # loaded now, so that a fallback notice comes before the results
+    # prepare() loads the generator (for its tokenizer), unless the question is
+    # refused by --min-score: a fallback notice comes before the results.
     with warnings.catch_warnings():
         # Said below, with the documents it concerns.
         warnings.simplefilter("ignore", ContextTrimmedWarning)
@@ -141,6 +149,10 @@ def _main(args: argparse.Namespace) -> int:
     if prepared.trimmed:
         print(f"(the prompt keeps the best {len(prepared.context)} of them: the rest do not fit "
               f"{pipe.generator.display_name}'s context window)")
+    if prepared.abstained:
+        print("\n--- Final Answer (no document scores above --min-score: the model was not asked) ---")
+        print(prepared.answer)
+        return 0
     print("\n--- Prompt Sent to LLM ---")
     print(prepared.prompt)
     print("--- Final Answer from LLM ---")

@@ -23,7 +23,7 @@ from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_docume
 from .documents import Document, load_documents
 from .embeddings import embed, load_encoder
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator, print_piece
-from .prompts import build_prompt, fit_documents
+from .prompts import PROMPT_STYLES, build_prompt, fit_documents
 from .retrieval import Hit
 
 __all__ = [
@@ -89,7 +89,10 @@ class RAGPipeline:
     The generator is loaded on the first answer that needs it (retrieval
     alone never pays for it) unless one is given. With ``min_score`` set, a
     question whose best document scores below it gets ``ABSTAIN_ANSWER``
-    ("I don't know ...") without the model being asked.
+    ("I don't know ...") without the model being asked. ``prompt_style`` is
+    one of ``prompts.PROMPT_STYLES``: "plain" (the seed layout), "cite"
+    (numbered documents, cite them) or "idk" (say "I don't know" when the
+    context does not hold the answer).
     """
 
     def __init__(
@@ -106,11 +109,15 @@ class RAGPipeline:
         cache_embeddings: bool = False,
         min_score: float | None = None,
         sources: Sequence[object] | None = None,
+        prompt_style: str = "plain",
     ) -> None:
         self.documents = check_texts(documents)
         self.k = check_k(k, len(self.documents))
         self.max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
         self.min_score = None if min_score is None else float(min_score)
+        if prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {sorted(PROMPT_STYLES)}, got {prompt_style!r}")
+        self.prompt_style = prompt_style
         if sources is not None and len(sources) != len(self.documents):
             raise ValueError(f"sources has {len(sources)} entries for {len(self.documents)} documents")
         self.sources = list(sources) if sources is not None else None
@@ -199,11 +206,12 @@ class RAGPipeline:
             return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
         documents = [hit.document for hit in hits]
         if not fit:
-            return RAGResult(question, hits, build_prompt(question, documents), None, documents)
+            return RAGResult(question, hits, build_prompt(question, documents, self.prompt_style), None, documents)
         max_new_tokens = self._max_new_tokens(max_new_tokens)
         budget = self.generator.context_window - max_new_tokens
         try:
-            kept, prompt = fit_documents(question, documents, self.generator.count_tokens, budget)
+            kept, prompt = fit_documents(question, documents, self.generator.count_tokens, budget,
+                                         self.prompt_style)
         except ValueError as exc:
             raise ContextOverflowError(f"{self.generator.display_name}: {exc}", hits) from None
         if len(kept) < len(documents):

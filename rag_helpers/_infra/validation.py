@@ -35,12 +35,18 @@ def check_k(k: object, n: int, *, name: str = "k", what: str = "documents") -> i
 
 
 def check_query_text(query: object, *, name: str = "query") -> str:
-    """Return ``query`` if it is a non-blank string; raise otherwise."""
+    """Return ``query`` if it is a non-blank string; raise otherwise.
+
+    Refused like documents are: only whitespace or invisible characters, or a
+    lone surrogate (``'\\ud800'``), with its position.
+    """
     if not isinstance(query, str):
         raise TypeError(f"{name} must be a string, got {type(query).__name__}")
     if not query.strip():
         raise ValueError(f"{name} is empty (or only whitespace)")
-    return query
+    from ..injection import check_text  # the one definition of "visible, valid text"
+
+    return check_text(query, name=name)
 
 
 def check_texts(texts: object, *, name: str = "documents") -> list[str]:
