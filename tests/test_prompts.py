@@ -178,3 +178,35 @@ def test_a_document_too_long_is_blamed_on_the_documents():
     budget = len(prompts._layout("q?", [])) + 5  # the question fits, no document does
     with pytest.raises(ValueError, match="even the best document alone does not fit"):
         fit_documents("q?", [JUPITER, VENUS], len, budget)
+
+
+# ------------------------------------------------ the seed layout and its checks
+def test_prompt_has_the_exact_layout():
+    prompt = rh.build_prompt("which planet is the biggest?", [JUPITER, VENUS])
+    assert prompt == (
+        "CONTEXT:\n"
+        f"{JUPITER}\n"
+        f"{VENUS}\n"
+        "\n"
+        "QUESTION:\n"
+        "which planet is the biggest?\n"
+        "\n"
+        "ANSWER:\n"
+    )
+
+
+
+@pytest.mark.parametrize(
+    "question, documents, error, message",
+    [
+        ("", [JUPITER], ValueError, "question is empty"),
+        (None, [JUPITER], TypeError, "question must be a string"),
+        ("q?", [], ValueError, "documents is empty"),
+        ("q?", JUPITER, TypeError, "not a single str"),
+        ("q?", [(0.77, JUPITER)], TypeError, r"documents\[0\] is a tuple"),
+    ],
+)
+def test_prompt_refuses_bad_input(question, documents, error, message):
+    with pytest.raises(error, match=message):
+        rh.build_prompt(question, documents)
+
