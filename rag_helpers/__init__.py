@@ -24,11 +24,13 @@ caches, argument checks): a learner can skip it.
     res = pipe.answer("which planet is the biggest?")
 """
 from ._infra.models import PACKAGED_GENERATOR, ModelLoadError, OfflineFallbackWarning
+from .abstention import DEFAULT_MIN_SCORE
 from .embeddings import LongDocumentWarning, embed, load_encoder
 from .generation import Generator, generate_real_answer, load_generator
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from .pipeline import ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult
+from .pipeline import ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult, SkippedFilesWarning
 from .prompts import build_prompt
+from .quantization import binary_codes, search_binary
 from .retrieval import Hit, retrieve, retrieve_with_numpy, search
 from .scoring import cosine_scores, cosine_scores_loop
 from .topk import top_k
@@ -50,6 +52,9 @@ __all__ = [
     "load_generator",
     "generate_real_answer",
     "RAGPipeline",
+    "DEFAULT_MIN_SCORE",
+    "binary_codes",
+    "search_binary",
     # The pipeline's result, errors and warnings.
     "RAGResult",
     "ModelLoadError",
@@ -57,6 +62,7 @@ __all__ = [
     "LongDocumentWarning",
     "ContextTrimmedWarning",
     "ContextOverflowError",
+    "SkippedFilesWarning",
     # A few more.
     "retrieve",
     "Hit",

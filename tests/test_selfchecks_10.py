@@ -1,0 +1,119 @@
+"""Notebook 10's self-checks can fail: each rejects known wrong answers, passes the solution, and says
+"not attempted" for the empty exercise.
+
+The check cells are taken from the course notebook (where they are defined once; tools/selfchecks.py
+copies them into the solutions notebook) and run with exec() after the code under test, in a namespace
+holding what the notebook's checks use: np and rh. They need no model, so this file runs in seconds.
+"""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag_helpers as rh
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import selfchecks  # noqa: E402
+
+NOTEBOOK = ROOT / "notebooks" / "10_scaling.ipynb"
+SOLUTIONS = selfchecks.solutions_path(NOTEBOOK)
+
+# Known wrong answers, each as a learner would write it: exercise -> {mistake: code}.
+WRONG: dict[str, dict[str, str]] = {
+    "exercise-1": {
+        "d // 8 for binary: forgets the padded last byte": """
+            def bytes_per_vector(d, kind):
+                return d // 8 if kind == "binary" else d * {"float32": 4, "float16": 2, "int8": 1}[kind]
+            """,
+        "d / 8 for binary: a float, and a fraction of a byte": """
+            def bytes_per_vector(d, kind):
+                return d / 8 if kind == "binary" else d * {"float32": 4, "float16": 2, "int8": 1}[kind]
+            """,
+        "bits instead of bytes for binary": """
+            def bytes_per_vector(d, kind):
+                return d if kind == "binary" else d * {"float32": 4, "float16": 2, "int8": 1}[kind]
+            """,
+        "float16 counted as 4 bytes": """
+            def bytes_per_vector(d, kind):
+                return (d + 7) // 8 if kind == "binary" else d * {"float32": 4, "float16": 4, "int8": 1}[kind]
+            """,
+        "a float from np.ceil": """
+            def bytes_per_vector(d, kind):
+                return np.ceil(d / 8) if kind == "binary" else d * {"float32": 4, "float16": 2, "int8": 1}[kind]
+            """,
+    },
+    "exercise-2": {
+        "truncates towards zero instead of rounding": """
+            def quantize_global(vecs):
+                scale = np.abs(vecs).max() / 127
+                return (vecs / scale).astype(np.int8), scale
+            """,
+        "one scale per dimension, not one global scale": """
+            def quantize_global(vecs):
+                scale = np.abs(vecs).max(axis=0) / 127
+                return np.clip(np.rint(vecs / scale), -127, 127).astype(np.int8), scale
+            """,
+        "the scale of 255 levels: codes use only half the range": """
+            def quantize_global(vecs):
+                scale = np.abs(vecs).max() / 255
+                return np.clip(np.rint(vecs / scale), -127, 127).astype(np.int8), scale
+            """,
+        "the largest value instead of the largest |value|": """
+            def quantize_global(vecs):
+                scale = vecs.max() / 127
+                return np.clip(np.rint(vecs / scale), -127, 127).astype(np.int8), scale
+            """,
+    },
+}
+
+EXERCISES = sorted(selfchecks.tagged_cells(NOTEBOOK, "self-check"))
+WRONG_ANSWERS = [(exercise, mistake) for exercise, answers in WRONG.items() for mistake in answers]
+
+
+def cell_source(exercise: str, tag: str) -> str:
+    return selfchecks.source(selfchecks.tagged_cells(SOLUTIONS if tag == "solution" else NOTEBOOK, tag)[exercise])
+
+
+def run_after(exercise: str, code: str, capsys) -> str:
+    """Run ``code``, then the exercise's check cell, in one fresh namespace; return what the check printed."""
+    namespace = {"np": np, "rh": rh}
+    exec(compile(textwrap.dedent(code), f"<10 {exercise} answer>", "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(cell_source(exercise, "self-check"), f"<10 {exercise} self-check>", "exec"), namespace)
+    return capsys.readouterr().out
+
+
+def test_every_exercise_has_known_wrong_answers():
+    assert len(EXERCISES) >= 2
+    assert set(WRONG) == set(EXERCISES)
+    assert all(len(answers) >= 2 for answers in WRONG.values())
+
+
+def test_check_cells_are_defined_once_and_copied_exactly():
+    assert selfchecks.problems(NOTEBOOK) == []
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_solution_passes(exercise, capsys):
+    printed = run_after(exercise, cell_source(exercise, "solution"), capsys)
+    assert f"{exercise.replace('exercise-', 'Exercise ')}: correct!" in printed
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_an_empty_exercise_is_not_attempted_yet(exercise, capsys):
+    stub = cell_source(exercise, "exercise")
+    assert "return None" in stub
+    printed = run_after(exercise, stub, capsys)
+    assert "not attempted yet" in printed and "correct" not in printed
+
+
+@pytest.mark.parametrize(("exercise", "mistake"), WRONG_ANSWERS)
+def test_a_wrong_answer_is_rejected(exercise, mistake, capsys):
+    with pytest.raises(AssertionError):
+        run_after(exercise, WRONG[exercise][mistake], capsys)
