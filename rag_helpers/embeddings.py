@@ -163,7 +163,7 @@ def _warn_if_truncated(texts: list[str], encoder: SentenceTransformer) -> None:
     suspects = [i for i, t in enumerate(texts) if len(t.encode("utf-8")) + 8 > window]
     if not suspects:
         return
-    lengths = encoder.tokenizer([texts[i] for i in suspects], add_special_tokens=True)["input_ids"]
+    lengths = encoder.tokenizer([texts[i] for i in suspects], add_special_tokens=True, verbose=False)["input_ids"]
     too_long = [i for i, ids in zip(suspects, lengths) if len(ids) > window]
     if too_long:
         first = too_long[0]

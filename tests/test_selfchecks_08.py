@@ -1,0 +1,159 @@
+"""Notebook 08's self-checks can fail: each rejects known wrong answers.
+
+For each exercise of notebooks/08_your_own_documents.ipynb the check cell (defined once, in the
+course notebook; tools/selfchecks.py copies it into the solutions notebook) is run with exec()
+- after the solution from the solutions notebook: it must pass and say "correct";
+- after the empty exercise cell (the function returns None): it must say "not attempted";
+- after each of at least two known wrong answers: it must raise AssertionError.
+
+The namespace holds what the notebook has defined when the checks run: np, rh, the real
+packaged encoder and its tokenizer, the chunking and corpus modules, the corpus pages by
+source and `page` (the design FAQ).
+"""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag_helpers as rh
+from rag_helpers import chunking, corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import selfchecks  # noqa: E402
+
+NOTEBOOK = ROOT / "notebooks" / "08_your_own_documents.ipynb"
+STEM = NOTEBOOK.stem
+
+# Known wrong answers, each as a learner would write it: exercise -> {mistake: code}.
+WRONG: dict[str, dict[str, str]] = {
+    "exercise-1": {
+        "characters, not tokens": """
+            def fits_in_window(text):
+                return len(text) <= encoder.max_seq_length
+            """,
+        "words, not tokens": """
+            def fits_in_window(text):
+                return len(text.split()) + 2 <= encoder.max_seq_length
+            """,
+        "[CLS] and [SEP] not counted": """
+            def fits_in_window(text):
+                return len(tokenizer.tokenize(text)) <= encoder.max_seq_length
+            """,
+        "counted after truncation": """
+            def fits_in_window(text):
+                ids = tokenizer(text, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
+                return len(ids) <= encoder.max_seq_length
+            """,
+        "a number, not True or False": """
+            def fits_in_window(text):
+                return encoder.max_seq_length - len(tokenizer(text, verbose=False)["input_ids"]) + 1
+            """,
+    },
+    "exercise-2": {
+        "overlap ignored": """
+            def n_chunks(n_tokens, chunk_tokens, overlap):
+                return -(-n_tokens // chunk_tokens)
+            """,
+        "every chunk a step, the first one too": """
+            def n_chunks(n_tokens, chunk_tokens, overlap):
+                return -(-n_tokens // (chunk_tokens - overlap))
+            """,
+        "a text shorter than the overlap gives no chunk": """
+            def n_chunks(n_tokens, chunk_tokens, overlap):
+                return max(0, -(-(n_tokens - overlap) // (chunk_tokens - overlap)))
+            """,
+        "floor instead of ceiling": """
+            def n_chunks(n_tokens, chunk_tokens, overlap):
+                if n_tokens == 0:
+                    return 0
+                return 1 + max(0, n_tokens - chunk_tokens) // (chunk_tokens - overlap)
+            """,
+    },
+    "exercise-3": {
+        "lines counted from 0": """
+            def line_of(text, offset):
+                return text.count("\\n", 0, offset)
+            """,
+        "the line break at the offset counted": """
+            def line_of(text, offset):
+                return text[:offset + 1].count("\\n") + 1
+            """,
+        "splitlines of the text before": """
+            def line_of(text, offset):
+                return len(text[:offset].splitlines())
+            """,
+        "\\r\\n counted as two line ends": """
+            def line_of(text, offset):
+                before = text[:offset]
+                return before.count("\\n") + before.count("\\r") + 1
+            """,
+    },
+}
+
+
+def cell_source(exercise: str, tag: str) -> str:
+    path = NOTEBOOK if tag != "solution" else selfchecks.solutions_path(NOTEBOOK)
+    return selfchecks.source(selfchecks.tagged_cells(path, tag)[exercise])
+
+
+EXERCISES = sorted(selfchecks.tagged_cells(NOTEBOOK, "self-check"))
+WRONG_ANSWERS = [(exercise, mistake) for exercise, answers in WRONG.items() for mistake in answers]
+
+
+@pytest.fixture(scope="module")
+def notebook_names(encoder):
+    """What the notebook has defined by the time its checks run."""
+    by_source = {d.source: d for d in corpus.load_python_docs()}
+    return {"encoder": encoder, "tokenizer": encoder.tokenizer, "chunking": chunking, "corpus": corpus,
+            "by_source": by_source, "page": by_source["faq/design.rst"]}
+
+
+@pytest.fixture
+def run_after(notebook_names, capsys):
+    """run_after(exercise, code): run `code`, then the exercise's check; returns what it printed."""
+
+    def run(exercise: str, code: str) -> str:
+        namespace = {"np": np, "rh": rh, **notebook_names}
+        exec(compile(textwrap.dedent(code), f"<{STEM} {exercise} answer>", "exec"), namespace)
+        capsys.readouterr()
+        check = cell_source(exercise, "self-check")
+        exec(compile(check, f"<{STEM} {exercise} self-check>", "exec"), namespace)
+        return capsys.readouterr().out
+
+    return run
+
+
+def test_every_exercise_has_known_wrong_answers():
+    assert len(EXERCISES) >= 2
+    assert set(WRONG) == set(EXERCISES)
+    assert all(len(answers) >= 2 for answers in WRONG.values())
+
+
+def test_check_cells_are_defined_once_and_copied_exactly():
+    assert selfchecks.problems(NOTEBOOK) == []
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_solution_passes(exercise, run_after):
+    printed = run_after(exercise, cell_source(exercise, "solution"))
+    assert f"{exercise.replace('exercise-', 'Exercise ')}: correct!" in printed
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_an_empty_exercise_is_not_attempted_yet(exercise, run_after):
+    stub = cell_source(exercise, "exercise")
+    assert "return None" in stub
+    printed = run_after(exercise, stub)
+    assert "not attempted yet" in printed and "correct" not in printed
+
+
+@pytest.mark.parametrize(("exercise", "mistake"), WRONG_ANSWERS)
+def test_a_wrong_answer_is_rejected(exercise, mistake, run_after):
+    with pytest.raises(AssertionError):
+        run_after(exercise, WRONG[exercise][mistake])
