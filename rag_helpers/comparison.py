@@ -34,11 +34,23 @@ from .evaluation import EvaluationResult, evaluate
 from .hybrid import reciprocal_rank_fusion, weighted_fusion
 from .topk import top_k_rows
 
-__all__ = ["METHODS", "FUSION_DEPTH", "ChunkRetrievers", "QueryScores", "compare", "comparison_table"]
+__all__ = [
+    "METHODS",
+    "FUSION_DEPTH",
+    "FUSION_WEIGHTS",
+    "ChunkRetrievers",
+    "QueryScores",
+    "compare",
+    "comparison_table",
+    "sweep_weights",
+    "choose_weight",
+]
 
 METHODS = ("dense", "bm25", "hybrid RRF", "hybrid weighted")
 #: How many of each retriever's best chunks reciprocal rank fusion looks at.
 FUSION_DEPTH = 100
+#: The dense weights ``sweep_weights`` tries: 0 (BM25 alone), 0.1, ..., 1 (dense alone).
+FUSION_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,23 @@ def compare(
     """``evaluate`` each method's rankings: method -> hit rate, recall, MRR and nDCG at each k."""
     deepest = max(ks)
     return {m: evaluate(scores.rank(m, deepest, weight=weight, depth=depth), relevance, ks) for m in methods}
+
+
+def sweep_weights(scores: QueryScores, relevance: Sequence[set[int]], ks: Sequence[int] = (1, 3, 5, 10),
+                  weights: Sequence[float] = FUSION_WEIGHTS) -> dict[float, EvaluationResult]:
+    """``hybrid weighted`` evaluated at each dense weight: weight -> EvaluationResult."""
+    return {float(w): compare(scores, relevance, ks, methods=["hybrid weighted"], weight=w)["hybrid weighted"]
+            for w in weights}
+
+
+def choose_weight(by_weight: dict[float, EvaluationResult]) -> float:
+    """The weight with the highest recall@5, then the highest MRR@10 (then the lowest weight).
+
+    Recall@5 first: it says how much of the answer reaches a prompt of about
+    five chunks, which is what the generator can use; MRR@10 breaks ties.
+    Choose on the dev half, never on the test half.
+    """
+    return max(sorted(by_weight), key=lambda w: (by_weight[w]["recall@5"], by_weight[w]["mrr@10"], -w))
 
 
 def comparison_table(results: dict[str, EvaluationResult],

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers.retrieval import _merge_block
+from rag_helpers.blocked_search import _merge_block
 from rag_helpers.scoring import check_scores
 from rag_helpers.topk import top_k_rows
 from rag_helpers.vectors import UNIT_TOLERANCE
@@ -79,7 +79,7 @@ def test_merge_block_is_the_stable_argsort_of_everything_seen(few, case):
     # Both branches of the merge, forced: with few = 0 any candidate means
     # "many", with few = 1 the candidates are always sorted themselves.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rh.retrieval, "_FEW_CANDIDATES", few)
+        patch.setattr(rh.blocked_search, "_FEW_CANDIDATES", few)
         idx, val = _merge_block(best_idx, best_val, scores[:, seen:].T, seen)  # (b, q): one row per document
     expected = reference_top_k_rows(scores, k)
     np.testing.assert_array_equal(idx, expected)
@@ -99,7 +99,7 @@ def _angle_docs(angles: np.ndarray, d: int = 8) -> np.ndarray:
     ids=["every block full of candidates", "no candidates after the first block", "all tied", "random"],
 )
 @pytest.mark.parametrize("k", [1, 7, 50])
-@pytest.mark.parametrize("block_bytes", [4 * 64, 4 * 1000, rh.retrieval.SCORE_BLOCK_BYTES])
+@pytest.mark.parametrize("block_bytes", [4 * 64, 4 * 1000, rh.blocked_search.SCORE_BLOCK_BYTES])
 def test_search_over_many_blocks_matches_the_stable_argsort(order, k, block_bytes):
     n = 3000
     rng = np.random.default_rng(7)

@@ -1,0 +1,117 @@
+"""Notebook 09's self-checks can fail: each rejects known wrong answers, passes the solution, and says
+"not attempted" for the empty exercise.
+
+The check cells are taken from the course notebook (where they are defined once; tools/selfchecks.py
+copies them into the solutions notebook) and run with exec() after the code under test, in a namespace
+holding what the notebook's checks use: np and rh. They need no model, so this file runs in seconds.
+"""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag_helpers as rh
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import selfchecks  # noqa: E402
+
+NOTEBOOK = ROOT / "notebooks" / "09_evaluation.ipynb"
+SOLUTIONS = selfchecks.solutions_path(NOTEBOOK)
+
+# Known wrong answers, each as a learner would write it: exercise -> {mistake: code}.
+WRONG: dict[str, dict[str, str]] = {
+    "exercise-1": {
+        "divides by the number of relevant ids (that is recall)": """
+            def precision_at_k(ranking, relevant, k):
+                return sum(doc in relevant for doc in ranking[:k]) / len(relevant)
+            """,
+        "divides by the length of the cut ranking, not by k": """
+            def precision_at_k(ranking, relevant, k):
+                top = ranking[:k]
+                return sum(doc in relevant for doc in top) / len(top)
+            """,
+        "counts the whole ranking, not the first k": """
+            def precision_at_k(ranking, relevant, k):
+                return sum(doc in relevant for doc in ranking) / k
+            """,
+        "off by one: the first k - 1": """
+            def precision_at_k(ranking, relevant, k):
+                return sum(doc in relevant for doc in ranking[: k - 1]) / k
+            """,
+    },
+    "exercise-2": {
+        "a score equal to t is refused (<= instead of <)": """
+            def threshold_errors(best_answerable, best_unanswerable, t):
+                return float(np.mean(best_answerable <= t)), float(np.mean(best_unanswerable > t))
+            """,
+        "the two errors swapped": """
+            def threshold_errors(best_answerable, best_unanswerable, t):
+                return float(np.mean(best_unanswerable >= t)), float(np.mean(best_answerable < t))
+            """,
+        "counts instead of fractions": """
+            def threshold_errors(best_answerable, best_unanswerable, t):
+                return int(np.sum(best_answerable < t)), int(np.sum(best_unanswerable >= t))
+            """,
+        "the unanswerable side reversed (refused ones counted)": """
+            def threshold_errors(best_answerable, best_unanswerable, t):
+                return float(np.mean(best_answerable < t)), float(np.mean(best_unanswerable < t))
+            """,
+        "fractions of all the questions together": """
+            def threshold_errors(best_answerable, best_unanswerable, t):
+                n = len(best_answerable) + len(best_unanswerable)
+                return float(np.sum(best_answerable < t) / n), float(np.sum(best_unanswerable >= t) / n)
+            """,
+    },
+}
+
+EXERCISES = sorted(selfchecks.tagged_cells(NOTEBOOK, "self-check"))
+WRONG_ANSWERS = [(exercise, mistake) for exercise, answers in WRONG.items() for mistake in answers]
+
+
+def cell_source(exercise: str, tag: str) -> str:
+    return selfchecks.source(selfchecks.tagged_cells(SOLUTIONS if tag == "solution" else NOTEBOOK, tag)[exercise])
+
+
+def run_after(exercise: str, code: str, capsys) -> str:
+    """Run ``code``, then the exercise's check cell, in one fresh namespace; return what the check printed."""
+    namespace = {"np": np, "rh": rh}
+    exec(compile(textwrap.dedent(code), f"<09 {exercise} answer>", "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(cell_source(exercise, "self-check"), f"<09 {exercise} self-check>", "exec"), namespace)
+    return capsys.readouterr().out
+
+
+def test_every_exercise_has_known_wrong_answers():
+    assert len(EXERCISES) >= 2
+    assert set(WRONG) == set(EXERCISES)
+    assert all(len(answers) >= 2 for answers in WRONG.values())
+
+
+def test_check_cells_are_defined_once_and_copied_exactly():
+    assert selfchecks.problems(NOTEBOOK) == []
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_the_solution_passes(exercise, capsys):
+    printed = run_after(exercise, cell_source(exercise, "solution"), capsys)
+    assert f"{exercise.replace('exercise-', 'Exercise ')}: correct!" in printed
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_an_empty_exercise_is_not_attempted_yet(exercise, capsys):
+    stub = cell_source(exercise, "exercise")
+    assert "return None" in stub
+    printed = run_after(exercise, stub, capsys)
+    assert "not attempted yet" in printed and "correct" not in printed
+
+
+@pytest.mark.parametrize(("exercise", "mistake"), WRONG_ANSWERS)
+def test_a_wrong_answer_is_rejected(exercise, mistake, capsys):
+    with pytest.raises(AssertionError):
+        run_after(exercise, WRONG[exercise][mistake], capsys)
