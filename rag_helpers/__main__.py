@@ -129,7 +129,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"(only {len(pipe.documents)} chunks: k is {len(pipe.documents)})", file=sys.stderr)
     else:
         pipe = RAGPipeline(documents, k=args.k, **common)
-    if pipe.embedding_cache is not None and (files or pipe.embedding_cache.hit):
+    if pipe.embedding_cache is not None and (files or args.lines is not None):  # the user's own documents
         print(pipe.embedding_cache, file=sys.stderr)
     # prepare() loads the generator (for its tokenizer), unless the question is
     # refused by --min-score: a fallback notice comes before the results.
