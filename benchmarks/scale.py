@@ -1,4 +1,4 @@
-"""8. Scale: below the float32 floor with fewer bytes per vector, memory maps, and FAISS's indexes.
+"""Scale: below the float32 floor with fewer bytes per vector, memory maps, and FAISS's indexes.
 
 Exact float32 search reads every byte of the document matrix: ``docs @ q`` is
 its floor. Below it only by reading fewer bytes, at some cost in recall:
@@ -42,7 +42,7 @@ from rag_helpers import index_store, quantization as qz
 from .common import SEED, Goal, Section, fmt_ms, fmt_n, fmt_ratio, measure, random_unit_vectors, same_ranking, table
 from .memory import rss_peak_during
 
-TITLE = "8. Scale: fewer bytes per vector, memory maps, and FAISS's indexes"
+TITLE = "Scale: fewer bytes per vector, memory maps, and FAISS's indexes"
 N = 10**6
 QUICK_N = 10**5
 K = 10
@@ -51,6 +51,7 @@ BATCH_KS = (10, 100)
 EF_SEARCH = (16, 64, 256)
 HNSW_M = 32
 SHORTLISTS = (10, 40, 100, 250, 500, 1000, 2000)  # the recall sweep of binary + rescoring
+EMBED_PIECE = 2048  # texts per cache file
 HELD_OUT = 300  # corpus texts taken out to serve as queries (the "paragraphs as queries" column)
 PACKAGES = ("numpy", "scipy", "sklearn")  # docstrings read for more real text (quick: the standard library only)
 _SKIP_DIRS = {"test", "tests", "testing", "__pycache__", "site-packages", "idlelib", "lib2to3", "turtledemo",
@@ -94,26 +95,36 @@ def real_embeddings(quick: bool) -> tuple[np.ndarray, np.ndarray, str, int]:
             spec = importlib.util.find_spec(package)
             if spec is not None and spec.submodule_search_locations:
                 roots[package] = Path(spec.submodule_search_locations[0])
-    paragraphs: dict[str, None] = dict.fromkeys(chunks)
-    counts = {"corpus chunks": len(chunks)}
+    seen: set[str] = set()
+    groups = {"corpus chunks": _unseen(chunks, seen)}
     for name, root in roots.items():
-        found = docstring_paragraphs(root)
-        before = len(paragraphs)
-        paragraphs.update(dict.fromkeys(found))
-        counts[f"{name} docstring paragraphs"] = len(paragraphs) - before
-    texts = list(paragraphs)
+        groups[f"{name} docstring paragraphs"] = _unseen(docstring_paragraphs(root), seen)
+    texts = [text for group in groups.values() for text in group]
     answerable = [q.question for q in load_labelled_questions("all")]
     questions = answerable + [q.question for q in load_unanswerable_questions("all")]
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rh.LongDocumentWarning)  # a few paragraphs exceed 256 tokens
-        docs = rh.embed_cached(texts, encoder)
+        # Cached in pieces of each group: an interrupted run keeps what it
+        # embedded, and --quick's texts are a prefix of the full run's.
+        docs = np.concatenate([rh.embed_cached(group[i : i + EMBED_PIECE], encoder)
+                               for group in groups.values() for i in range(0, len(group), EMBED_PIECE)])
         queries = rh.embed_cached(questions, encoder)
     print(f"  scale: {len(texts):,} real texts and {len(questions)} questions embedded (or loaded from the cache) "
           f"in {time.perf_counter() - start:.0f} s", flush=True)
-    described = ", ".join(f"{n:,} {what}" for what, n in counts.items())
+    described = ", ".join(f"{len(group):,} {what}" for what, group in groups.items())
     return (docs, queries, f"N = {len(texts):,} texts ({described}); {len(questions)} questions "
             f"({len(answerable)} labelled, {len(questions) - len(answerable)} unanswerable)", len(answerable))
+
+
+def _unseen(texts: list[str], seen: set[str]) -> list[str]:
+    """The texts not in ``seen``, each once, in order; ``seen`` grows with them."""
+    fresh = []
+    for text in texts:
+        if text not in seen:
+            seen.add(text)
+            fresh.append(text)
+    return fresh
 
 
 def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
