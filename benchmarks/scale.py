@@ -435,7 +435,7 @@ def _section(recall: dict, speed: dict, quick: bool) -> Section:
         + f"; binary + rescoring of 4k {rr['binary + rescore 4k']:.2f}, default {rr['binary + rescore default']:.2f}; "
         f"int8 {rr['int8']:.3f}, FAISS SQ8 {rr['faiss sq8']:.3f}.",
         "A true neighbour's rank among the codes is roughly a fixed share of N, so a fixed shortlist loses recall "
-        "as the corpus grows (the table above); the default (1,000 for k = 10) is cheap to rescore at any N, but "
+        "as the corpus grows (the table above); the default (2,000 for k = 10) is cheap to rescore at any N, but "
         "large corpora should measure their own.",
         f"Our Hamming shortlist and IndexBinaryFlat's top {4 * K}: "
         + ("the same documents." if speed["hamming_same_set"] else "different documents at tied distances."),

@@ -203,13 +203,13 @@ def test_search_binary_contract_on_random_vectors(data, draw):
 
 
 def test_default_shortlist_rescores_everything_in_a_small_corpus(sample_embeddings):
-    # 10 documents, a default of 1,000 codes: the exact search, on real embeddings.
+    # 10 documents, a default of 2,000 codes: the exact search, on real embeddings.
     codes = qz.binary_codes(sample_embeddings)
     query = sample_embeddings[3]
     got, expected = qz.search_binary(query, codes, sample_embeddings, 4), rh.search(query, sample_embeddings, 4)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
-    assert qz.default_shortlist(10, 10**6) == 1000 and qz.default_shortlist(10, 100) == 100
+    assert qz.default_shortlist(10, 10**6) == 2000 and qz.default_shortlist(10, 100) == 100
 
 
 def test_sign_bits_of_real_embeddings_track_their_cosines(encoder):
