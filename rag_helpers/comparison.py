@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._infra.embedding_cache import embed_cached
-from ._infra.validation import check_k, check_texts
+from ._infra.validation import check_k, check_positive_int, check_texts
 from .bm25 import BM25Index
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_documents
 from .corpus import Span, relevance_matrix
@@ -68,7 +68,8 @@ class QueryScores:
         """(q, k) int64: the k best chunks of each query by ``method`` (one of ``METHODS``), best first.
 
         ``weight``: the dense share of ``hybrid weighted``. ``depth``: how
-        many of each retriever's best chunks ``hybrid RRF`` fuses (at least k).
+        many of each retriever's best chunks ``hybrid RRF`` fuses (raised to
+        k if smaller, cut to the number of chunks if larger).
         Ties go to the lower chunk index, as everywhere in the course.
         """
         n = self.dense.shape[1]
@@ -78,7 +79,7 @@ class QueryScores:
         if method == "bm25":
             return top_k_rows(self.bm25, k)[0]
         if method == "hybrid RRF":
-            depth = min(max(check_k(depth, n, name="depth"), k), n)
+            depth = min(max(check_positive_int(depth, "depth"), k), n)  # at least k, at most every chunk
             return reciprocal_rank_fusion(top_k_rows(self.dense, depth)[0], top_k_rows(self.bm25, depth)[0], k=k)[0]
         if method == "hybrid weighted":
             return weighted_fusion(self.dense, self.bm25, k, weight=weight)[0]

@@ -152,7 +152,7 @@ def test_default_min_score_is_the_dev_choice(docs_pipeline):
     best_a, best_u = best_scores(docs_pipeline, answerable), best_scores(docs_pipeline, unanswerable)
     chosen = choose_threshold(best_a, best_u)
     # The constant is the choice rounded to 3 decimals: the same value, and the same errors.
-    assert chosen == pytest.approx(DEFAULT_MIN_SCORE, abs=1e-3)
+    assert chosen == pytest.approx(DEFAULT_MIN_SCORE, abs=1e-3) and rh.DEFAULT_MIN_SCORE == DEFAULT_MIN_SCORE
     assert error_rates(best_a, best_u, DEFAULT_MIN_SCORE) == error_rates(best_a, best_u, chosen)
     # What the constant's comment says: 18 of 87 wrongly refused, 3 of 23 wrongly answered.
     assert error_rates(best_a, best_u, DEFAULT_MIN_SCORE) == pytest.approx((18 / 87, 3 / 23))
