@@ -13,7 +13,6 @@ source and `page` (the design FAQ).
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ sys.path.insert(0, str(ROOT / "tools"))
 import selfchecks  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "08_your_own_documents.ipynb"
-STEM = NOTEBOOK.stem
 
 # Known wrong answers, each as a learner would write it: exercise -> {mistake: code}.
 WRONG: dict[str, dict[str, str]] = {
@@ -98,8 +96,7 @@ WRONG: dict[str, dict[str, str]] = {
 
 
 def cell_source(exercise: str, tag: str) -> str:
-    path = NOTEBOOK if tag != "solution" else selfchecks.solutions_path(NOTEBOOK)
-    return selfchecks.source(selfchecks.tagged_cells(path, tag)[exercise])
+    return selfchecks.exercise_source(NOTEBOOK, exercise, tag)
 
 
 EXERCISES = sorted(selfchecks.tagged_cells(NOTEBOOK, "self-check"))
@@ -115,16 +112,11 @@ def notebook_names(encoder):
 
 
 @pytest.fixture
-def run_after(notebook_names, capsys):
+def run_after(notebook_names):
     """run_after(exercise, code): run `code`, then the exercise's check; returns what it printed."""
 
     def run(exercise: str, code: str) -> str:
-        namespace = {"np": np, "rh": rh, **notebook_names}
-        exec(compile(textwrap.dedent(code), f"<{STEM} {exercise} answer>", "exec"), namespace)
-        capsys.readouterr()
-        check = cell_source(exercise, "self-check")
-        exec(compile(check, f"<{STEM} {exercise} self-check>", "exec"), namespace)
-        return capsys.readouterr().out
+        return selfchecks.run_check(NOTEBOOK, exercise, code, {"np": np, "rh": rh, **notebook_names})
 
     return run
 

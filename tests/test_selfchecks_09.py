@@ -8,7 +8,6 @@ holding what the notebook's checks use: np and rh. They need no model, so this f
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +74,12 @@ WRONG_ANSWERS = [(exercise, mistake) for exercise, answers in WRONG.items() for 
 
 
 def cell_source(exercise: str, tag: str) -> str:
-    return selfchecks.source(selfchecks.tagged_cells(SOLUTIONS if tag == "solution" else NOTEBOOK, tag)[exercise])
+    return selfchecks.exercise_source(NOTEBOOK, exercise, tag)
 
 
-def run_after(exercise: str, code: str, capsys) -> str:
+def run_after(exercise: str, code: str) -> str:
     """Run ``code``, then the exercise's check cell, in one fresh namespace; return what the check printed."""
-    namespace = {"np": np, "rh": rh}
-    exec(compile(textwrap.dedent(code), f"<09 {exercise} answer>", "exec"), namespace)
-    capsys.readouterr()
-    exec(compile(cell_source(exercise, "self-check"), f"<09 {exercise} self-check>", "exec"), namespace)
-    return capsys.readouterr().out
+    return selfchecks.run_check(NOTEBOOK, exercise, code, {"np": np, "rh": rh})
 
 
 def test_every_exercise_has_known_wrong_answers():
@@ -98,20 +93,20 @@ def test_check_cells_are_defined_once_and_copied_exactly():
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_the_solution_passes(exercise, capsys):
-    printed = run_after(exercise, cell_source(exercise, "solution"), capsys)
+def test_the_solution_passes(exercise):
+    printed = run_after(exercise, cell_source(exercise, "solution"))
     assert f"{exercise.replace('exercise-', 'Exercise ')}: correct!" in printed
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_an_empty_exercise_is_not_attempted_yet(exercise, capsys):
+def test_an_empty_exercise_is_not_attempted_yet(exercise):
     stub = cell_source(exercise, "exercise")
     assert "return None" in stub
-    printed = run_after(exercise, stub, capsys)
+    printed = run_after(exercise, stub)
     assert "not attempted yet" in printed and "correct" not in printed
 
 
 @pytest.mark.parametrize(("exercise", "mistake"), WRONG_ANSWERS)
-def test_a_wrong_answer_is_rejected(exercise, mistake, capsys):
+def test_a_wrong_answer_is_rejected(exercise, mistake):
     with pytest.raises(AssertionError):
-        run_after(exercise, WRONG[exercise][mistake], capsys)
+        run_after(exercise, WRONG[exercise][mistake])

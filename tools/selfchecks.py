@@ -15,8 +15,11 @@ How the cells are found: by their metadata, not their position. Three code cells
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +59,25 @@ def tagged_cells(path: Path, tag: str) -> dict[str, dict]:
 
 def source(cell: dict) -> str:
     return "".join(cell["source"])
+
+
+def exercise_source(notebook: Path, exercise: str, tag: str) -> str:
+    """The source of an exercise's cell tagged ``tag``; "solution" cells come from the solutions notebook."""
+    path = solutions_path(notebook) if tag == "solution" else notebook
+    return source(tagged_cells(path, tag)[exercise])
+
+
+def run_check(notebook: Path, exercise: str, answer: str, namespace: dict) -> str:
+    """Run ``answer``, then the exercise's check cell, in ``namespace``; return what the check printed.
+
+    An ``AssertionError`` from the check (a wrong answer) propagates.
+    """
+    label = f"<{notebook.stem} {exercise}"
+    exec(compile(textwrap.dedent(answer), label + " answer>", "exec"), namespace)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(exercise_source(notebook, exercise, "self-check"), label + " self-check>", "exec"), namespace)
+    return printed.getvalue()
 
 
 def problems(notebook: Path) -> list[str]:
