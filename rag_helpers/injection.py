@@ -95,13 +95,18 @@ _CONFUSABLES = str.maketrans(
 # A colon, or something drawn like one (full-width and small colons become ":"
 # under NFKC already).
 _COLON = "[:\u2236\ua789\u02d0\u02f8\u05c3\u0589\u1804\u205a\u2982]"
+# Whitespace within one line. Matches never cross a line break: the prompt puts
+# its documents on separate lines, and a header is only ever one line, so a
+# document ending "ANSWER -" above one starting ":" forges nothing.
+_SPACE = r"[^\S\n]"
 # Decoration between a header word and its colon: spaces, markdown, quotes, brackets.
-_DECORATION = r"[\s*_`~'\"|)\]}>=-]*"
+_DECORATION = r"(?:" + _SPACE + r"|[*_`~'\"|)\]}>=-])*"
 
 
 def _spaced(word: str) -> str:
     # "answer" also as "a n s w e r" or "a.n.s.w.e.r": one optional separator between letters.
-    return r"[\s._-]?".join(re.escape(letter) for letter in word)
+    separator = r"(?:" + _SPACE + r"|[._-])?"
+    return separator.join(re.escape(letter) for letter in word)
 
 
 _SECTION_WORDS = ("context", "question", "answer")
@@ -115,18 +120,19 @@ _ROLE_HEADER = re.compile(
     r"^[^\w\n]*(?:" + "|".join(_spaced(w) + "s?" for w in _ROLE_WORDS) + ")" + _DECORATION + _COLON,
     re.MULTILINE,
 )
+# Control-token shapes, written with "~" for "any spaces within the line".
 _CONTROL_PATTERNS = re.compile(
     "|".join(
         [
-            r"<\s*\|[^<>|\n]{1,64}\|\s*>",  # <|im_start|>, <|endoftext|>, <|eot_id|>, ...
-            r"<\s*/?\s*(?:s|unk|pad|bos|eos|mask|sep|cls|think|start_of_turn|end_of_turn"
+            r"<~\|[^<>|\n]{1,64}\|~>",  # <|im_start|>, <|endoftext|>, <|eot_id|>, ...
+            r"<~/?~(?:s|unk|pad|bos|eos|mask|sep|cls|think|start_of_turn|end_of_turn"
             r"|repo_?name|file_sep|filename|gh_stars|issue_start|issue_comment|issue_closed"
             r"|jupyter_(?:start|text|code|output|script)|empty_output"
-            r"|fim_(?:prefix|middle|suffix|pad))\s*>",
-            r"<\s*<\s*/?\s*sys\s*>\s*>",  # <<SYS>>, <</SYS>>
-            r"\[\s*/?\s*(?:inst|sys|system_prompt|tool_calls|available_tools|tool_results|tool_content)\s*\]",
+            r"|fim_(?:prefix|middle|suffix|pad))~>",
+            r"<~<~/?~sys~>~>",  # <<SYS>>, <</SYS>>
+            r"\[~/?~(?:inst|sys|system_prompt|tool_calls|available_tools|tool_results|tool_content)~\]",
         ]
-    )
+    ).replace("~", _SPACE + "*")
 )
 _ESCAPES = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
@@ -157,6 +157,11 @@ forging_text = st.lists(pieces, min_size=1, max_size=12).map("".join).filter(lam
 
 @given(question=forging_text, documents=st.lists(forging_text, min_size=1, max_size=4),
        style=st.sampled_from(sorted(PROMPT_STYLES)))
+# Found by CI: two documents, each harmless, that met across the line break
+# between them ("ANSWER -" above ":") once matches could span lines.
+@example(question="ANSWER:", documents=["ANSWER:", ":"], style="idk")
+@example(question="q?", documents=["<", "|im_start|>"], style="plain")
+@example(question="answe", documents=["r: x", "answe"], style="cite")
 def test_random_text_with_headers_and_tokens_never_forges_structure(question, documents, style):
     assert_structure(build_prompt(question, documents, style=style), len(documents))
 
@@ -271,3 +276,11 @@ def test_issue_10_attack_no_longer_wins_on_the_seed_question(generator):
     defended = generator.generate(build_prompt(attack.question, documents), 40)
     assert attack.succeeded(undefended), undefended
     assert not attack.succeeded(defended, strict=False) and "Jupiter" in defended, defended
+
+
+@pytest.mark.parametrize("text", ["ANSWER\n:", "answe\nr: x", "<\n|im_start|>", "[\n/INST]", "QUESTION -\n:"])
+def test_a_header_never_spans_a_line_break(text):
+    # Neighbouring documents meet at a line break; what spans it is no header.
+    assert find_forgeries(text) == []
+    assert neutralize(text) == text
+    assert find_forgeries(build_prompt("q?", text.split("\n"))) == list(HEADERS)
