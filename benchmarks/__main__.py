@@ -116,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(s.title.startswith("1.") for s in sections):
         plot_name = "retrieval.png"
         retrieval.plot(next(s for s in sections if s.title.startswith("1.")), out / plot_name)
+    from . import scale
+
+    for section in sections:
+        if section.title == scale.TITLE and "speed" in section.raw:
+            scale.plot(section, out / "scale.png")
+            section.tables.append("![recall@10 against ms per query, ours and FAISS's](scale.png)")
+            print(f"wrote {out / 'scale.png'}")
     text = render(sections, command=command, info=info, load=(load_start, load_average()), wall_s=wall,
                   plot_name=plot_name, suite_file=HERE / "SUITE.md" if official else None)
     (out / "RESULTS.md").write_text(text)

@@ -47,6 +47,11 @@ def timed_once(fn: Callable[[], object]) -> float:
 
 #: Calls faster than this get an untimed call of their own just before each timed one.
 REWARM_BELOW_S = 0.1
+# Untimed calls before each timed one last at least this long (seconds):
+# measured here, 5 ms was not enough for the previous library's threads to
+# go quiet (a search timed after torch took 1.4x as long as after NumPy),
+# 20 ms nearly, 100 ms in every order tried.
+REWARM_S = 0.1
 
 
 def measure(
@@ -63,9 +68,10 @@ def measure(
     turns has a catch: after a call, a library's worker threads (OpenBLAS,
     faiss's and torch's OpenMP) spin for a moment waiting for more work, or
     fall asleep; either would cost the next library time that is not its
-    own. So a fast function (under ``REWARM_BELOW_S``) is called once, untimed,
-    right before each timed call: it is measured as it runs in a loop of
-    queries, with its own threads awake and nobody else's.
+    own. So a fast function (under ``REWARM_BELOW_S``) is called untimed,
+    again and again for ``REWARM_S``, right before each timed call: it is
+    measured as it runs in a loop of queries, with its own threads awake and
+    nobody else's.
 
     A function whose warm-up call shows that ``repeats`` calls would take
     more than ``max_seconds`` is timed 3 times only; one slower than a second
@@ -83,7 +89,12 @@ def measure(
         for name, fn in fns.items():
             if len(samples[name]) < wanted[name]:
                 if warm[name] < REWARM_BELOW_S:
+                    # Calls for at least REWARM_S: one call can be shorter than
+                    # the previous library's threads keep spinning.
+                    until = time.perf_counter() + REWARM_S
                     fn()
+                    while time.perf_counter() < until:
+                        fn()
                 samples[name].append(timed_once(fn))
     return {name: Timing(samples[name]) for name in fns}
 

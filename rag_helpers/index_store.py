@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from ._infra.embedding_cache import _model_fingerprint, _texts_digest
+from ._infra.embedding_cache import model_fingerprint, texts_digest
 from ._infra.validation import as_float_array, check_k, check_texts, describe_rows
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
 from .chunking import Chunk
@@ -231,7 +231,7 @@ def save_index(
         "n": int(len(vectors)),
         "dim": int(vectors.shape[1]),
         "model": str(model),
-        "texts": _texts_digest(texts),
+        "texts": texts_digest(texts),
         "table": table_digest,
         "files": {name: {**_quick_digest(folder / name), "sha256": _full_digest(folder / name)} for name in arrays},
     }
@@ -251,7 +251,7 @@ def build_index(
     texts, _, _ = _chunk_table(documents)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model = _model_fingerprint(encoder)
+    model = model_fingerprint(encoder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".building-") as tmp:
         first = embed(texts[:_EMBED_BATCH], encoder)
         staging = np.lib.format.open_memmap(Path(tmp) / _VECTORS, mode="w+", dtype=np.float32,
@@ -329,12 +329,12 @@ def open_index(
     )
     _check_table(index)
     if encoder is not None:
-        model = _model_fingerprint(encoder)
+        model = model_fingerprint(encoder)
     if model is not None and model != manifest["model"]:
         raise StaleIndexError(f"the index in {folder} was made with another model (or other model settings)")
     if documents is not None:
         texts, _, table_digest = _chunk_table(documents)
-        if len(texts) != n or _texts_digest(texts) != manifest["texts"]:
+        if len(texts) != n or texts_digest(texts) != manifest["texts"]:
             raise StaleIndexError(f"the index in {folder} was made from other texts ({n} then, {len(texts)} now)")
         if _has_chunks(documents) and table_digest != manifest["table"]:
             raise StaleIndexError(f"the index in {folder} has the same texts but other sources or places")

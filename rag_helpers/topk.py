@@ -64,6 +64,11 @@ def top_k_rows(scores: np.ndarray, k: int, *, offset: int = 0) -> tuple[np.ndarr
     corpus). Raises ``ValueError`` on NaN. Assumes ``1 <= k <= n``.
     """
     q, n = scores.shape
+    if q == 1:
+        # One query, the common case: the same steps on a 1-D row, which
+        # NumPy runs with less overhead per call (it counts at small n).
+        indices, values = _top_k_one_row(scores[0], k)
+        return indices[None, :] + offset, values[None, :]
     if k == n:
         part = np.broadcast_to(np.arange(n), (q, n)).copy()
     else:
@@ -94,3 +99,22 @@ def top_k_rows(scores: np.ndarray, k: int, *, offset: int = 0) -> tuple[np.ndarr
     # Sort the k winners: by score descending, then by index ascending.
     order = np.lexsort((part, -values), axis=1)
     return part[rows, order].astype(np.int64, copy=False) + offset, values[rows, order]
+
+
+def _top_k_one_row(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k_rows`` for one row: (n,) scores -> (k,) indices and (k,) values."""
+    n = scores.shape[0]
+    part = np.arange(n) if k == n else np.argpartition(scores, n - k)[n - k :]
+    values = scores[part]
+    threshold = values.min()  # NaN if any score is NaN: argpartition puts NaN among the k largest
+    if threshold != threshold:
+        raise ValueError("scores has NaN in row 0: a NaN has no rank")
+    # Every score left out is <= threshold; more than k at or above it means
+    # the cut split a tie, and the lowest indices must win it.
+    if k < n and np.count_nonzero(scores >= threshold) > k:
+        above = np.flatnonzero(scores > threshold)
+        tied = np.flatnonzero(scores == threshold)[: k - above.size]
+        part = np.concatenate([above, tied])
+        values = scores[part]
+    order = np.lexsort((part, -values))
+    return part[order].astype(np.int64, copy=False), values[order]

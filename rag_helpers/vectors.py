@@ -5,6 +5,8 @@ After ``l2_normalize`` every row has length 1, so the dot product of two rows
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._infra.validation import as_float_array, describe_rows
@@ -70,11 +72,18 @@ def check_unit_rows(x: np.ndarray, *, name: str, tolerance: float = UNIT_TOLERAN
     Reads all of ``x``: use it on queries and small matrices, not on every
     search over a million documents.
     """
+    # One pass decides the usual case: a NaN or infinite value makes its
+    # row's norm NaN or infinite, which fails these tests too. (For a single
+    # vector, one dot product: a query is checked on every search.)
+    if x.ndim == 1 and abs(math.sqrt(abs(float(np.dot(x, x)))) - 1.0) <= tolerance:
+        return
     rows = x.reshape(1, -1) if x.ndim == 1 else x
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    if (np.abs(norms - 1.0) <= tolerance).all():
+        return
     if not np.isfinite(rows).all():
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         raise ValueError(f"{_where(name, x.ndim, bad)} has NaN or infinite values")
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
     off = np.abs(norms - 1.0) > tolerance
     if off.any():
         bad = np.flatnonzero(off)

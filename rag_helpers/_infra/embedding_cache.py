@@ -36,7 +36,7 @@ from ..vectors import check_unit_rows
 from .cache import CACHE_DIR_ENV, cache_root, check_cache_dir
 from .validation import check_texts
 
-__all__ = ["embed_cached", "embedding_cache_path"]
+__all__ = ["embed_cached", "embedding_cache_path", "model_fingerprint", "texts_digest"]
 
 _FORMAT = 2  # 2: the key holds a checksum of the vectors
 # Values sampled from each weight tensor for the model fingerprint.
@@ -118,13 +118,13 @@ def _path_for(key: dict, cache_dir: str | os.PathLike | None) -> Path:
 def _cache_key(texts: list[str], encoder: SentenceTransformer) -> dict:
     return {
         "format": _FORMAT,
-        "model": _model_fingerprint(encoder),
-        "texts": _texts_digest(texts),
+        "model": model_fingerprint(encoder),
+        "texts": texts_digest(texts),
         "n": len(texts),
     }
 
 
-def _texts_digest(texts: list[str]) -> str:
+def texts_digest(texts: list[str]) -> str:
     digest = hashlib.sha256()
     for text in texts:
         data = text.encode("utf-8")
@@ -134,7 +134,7 @@ def _texts_digest(texts: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _model_fingerprint(encoder: SentenceTransformer) -> str:
+def model_fingerprint(encoder: SentenceTransformer) -> str:
     """SHA-256 of what decides the embeddings: modules, settings, tokenizer, weights.
 
     Hashing every weight byte would cost ~0.1 s for all-MiniLM-L6-v2, more
