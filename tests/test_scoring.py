@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
+from rag_helpers.scoring import check_scores
+from rag_helpers.vectors import UNIT_TOLERANCE
 
 
 @st.composite
@@ -84,3 +86,32 @@ def test_cosine_scores_refuse_bad_input(query, docs, error, message):
 def test_loop_takes_one_query_only():
     with pytest.raises(ValueError, match="one \\(d,\\) query"):
         rh.cosine_scores_loop(unit, unit)
+
+
+# ------------------------------------------- check_scores' fast path (min and max)
+score_values = st.one_of(
+    st.floats(-1.0, 1.0, width=32),
+    st.sampled_from([np.nan, np.inf, -np.inf, 1.0 + 2 * UNIT_TOLERANCE, -1.5, 1.0 + UNIT_TOLERANCE / 2]),
+)
+
+
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=40), elements=score_values))
+def test_check_scores_raises_exactly_when_the_plain_check_fails(scores):
+    finite = np.isfinite(scores).all()
+    in_range = finite and np.abs(scores).max() <= 1.0 + UNIT_TOLERANCE
+    if in_range:
+        check_scores(scores)
+        return
+    expected = "NaN or infinite" if not finite else "not L2-normalized"
+    with pytest.raises(ValueError, match=expected):
+        check_scores(scores, first_doc=100)
+
+
+def test_check_scores_names_the_rows_after_the_fast_path_fails():
+    scores = np.zeros((3, 50), dtype=np.float32)
+    scores[1, 7] = np.nan
+    with pytest.raises(ValueError, match=r"row\(s\) 107"):
+        check_scores(scores, first_doc=100)
+    scores[1, 7] = -1.2
+    with pytest.raises(ValueError, match=r"row\(s\) 107 give a cosine of 1.2"):
+        check_scores(scores, first_doc=100)
