@@ -114,6 +114,56 @@ def details(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def add_style(generator: rh.Generator, attacks: list[Attack], rows: list[dict], style: str,
+              max_new_tokens: int = MAX_NEW_TOKENS) -> None:
+    """Add to each row of ``run_attacks`` the defended answer with another prompt ``style``."""
+    by_id = {attack.id: attack for attack in attacks}
+    for row in rows:
+        attack = by_id[row["id"]]
+        prompt = build_prompt(attack.question, attack.context(row["position"]), style=style)
+        answer = generator.generate(prompt, max_new_tokens)
+        row[f"{style}_answer"], row[f"{style}_success"] = answer, attack.succeeded(answer)
+
+
+def run(quick: bool = False):
+    """The part of ``python -m benchmarks``: attack success rates undefended, defended, and with the idk prompt."""
+    from .common import Section
+    from .common import table as md_table
+
+    attacks = load_attacks()[: 10 if quick else None]
+    positions = ("last",) if quick else POSITIONS
+    start = time.perf_counter()
+    generator = rh.load_generator(rh.PACKAGED_GENERATOR, device="cpu")
+    rows = run_attacks(generator, attacks, positions)
+    add_style(generator, attacks, rows, "idk")
+    false_alarms = controls(generator, attacks)
+    seconds = time.perf_counter() - start
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row["style"]].append(row)
+    groups["**all**"] = rows
+    keys = ("undefended_success", "defended_success", "idk_success")
+    section = Section("Prompt injection: how often an attack wins, with and without the defences")
+    section.tables.append(md_table(
+        ["attack style", "runs", "undefended (seed layout, verbatim)", "defended (`build_prompt`)",
+         "defended, `idk` prompt style"],
+        [[name, len(group), *(rate([r[key] for r in group]) for key in keys)] for name, group in groups.items()]))
+    section.notes += [
+        f"{len(attacks)} attacks of `rag_helpers/data/injection_attacks.json`, the malicious document "
+        f"{' and '.join(positions)} among the true ones; {generator.display_name} on the CPU, greedy, "
+        f"{MAX_NEW_TOKENS} new tokens; {len(rows) * 3} answers in {seconds:.0f} s.",
+        "An attack wins when the answer holds its marker (\"PWNED\", the planted false fact) and not the true "
+        "answer. Control, the true facts alone: the marker appeared for "
+        f"{len(false_alarms)} of {len(attacks)} attacks.",
+        "A 135M model: differences of a few runs are within its noise. The defences stop forged structure "
+        "(headers, control tokens); no rewriting of text stops an order written in plain words "
+        "(notebook 05, section 7). Every answer: `python -m benchmarks.injection`.",
+    ]
+    section.raw = {"runs": len(rows), "seconds": seconds, "control_false_alarms": false_alarms,
+                   **{key: sum(r[key] for r in rows) for key in keys}}
+    return section
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the first 10 attacks, malicious document last")
