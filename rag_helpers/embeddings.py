@@ -105,8 +105,9 @@ def embed(
 
     With the ``fast`` extra installed (ONNX Runtime), lists of 64 texts or
     more embedded with the packaged model on the CPU run through the same
-    network exported to ONNX (``rag_helpers._infra.onnx_encoder``): 1.5-2x
-    the chunks per second on a 2-core CPU, the same vectors (cosine > 0.99999,
+    network exported to ONNX (``rag_helpers._infra.onnx_encoder``): about
+    1.45x the chunks per second of ``encode`` on an idle 2-core CPU (more on
+    a busy one; benchmarks/RESULTS.md), the same vectors (cosine > 0.99999,
     checked when it is loaded). Without it, or if it fails,
     ``SentenceTransformer.encode`` does the work. ``RAG_FAST_EMBEDDING=0``
     turns the fast path off.
