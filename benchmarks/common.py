@@ -260,3 +260,15 @@ def fmt_ratio(x: float) -> str:
 def fmt_n(n: int) -> str:
     exponent = int(round(np.log10(n)))
     return f"1e{exponent}" if 10**exponent == n else f"{n:,}"
+
+
+def faiss_blas_search(index, queries: np.ndarray, k: int):
+    """``index.search`` with FAISS forced onto BLAS (by default it uses BLAS only for large batches)."""
+    import faiss
+
+    old = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = 0
+    try:
+        return index.search(queries, k)
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = old

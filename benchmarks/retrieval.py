@@ -26,6 +26,7 @@ from .common import (
     SEED,
     Goal,
     Section,
+    faiss_blas_search,
     fmt_ms,
     fmt_n,
     fmt_ratio,
@@ -46,17 +47,6 @@ METHODS = {
     "faiss_blas": "faiss IndexFlatIP, BLAS forced",
     "st": "sentence-transformers semantic_search",
 }
-
-
-def _faiss_blas_search(index, queries: np.ndarray, k: int):
-    import faiss
-
-    old = faiss.cvar.distance_compute_blas_threshold
-    faiss.cvar.distance_compute_blas_threshold = 0
-    try:
-        return index.search(queries, k)
-    finally:
-        faiss.cvar.distance_compute_blas_threshold = old
 
 
 def _blocked_product(docs: np.ndarray, queries: np.ndarray) -> None:
@@ -96,7 +86,7 @@ def run(quick: bool = False) -> Section:
                     "st": lambda: util.semantic_search(queries_t, docs_t, top_k=k, score_function=util.dot_score),
                 }
                 if batch > 1:
-                    fns["faiss_blas"] = lambda: _faiss_blas_search(index, queries, k)
+                    fns["faiss_blas"] = lambda: faiss_blas_search(index, queries, k)
                 timings = measure(fns, repeats=repeats, max_seconds=4.0 if quick else 8.0)
 
                 ours = np.atleast_2d(rh.search(query, docs, k)[0])
@@ -107,7 +97,7 @@ def run(quick: bool = False) -> Section:
                     "st": same_ranking(ours, _st_indices(fns["st"]()), queries, docs),
                 }
                 if batch > 1:
-                    checks["faiss_blas"] = same_ranking(ours, _faiss_blas_search(index, queries, k)[1], queries, docs)
+                    checks["faiss_blas"] = same_ranking(ours, faiss_blas_search(index, queries, k)[1], queries, docs)
                 results.append(
                     {"n": n, "batch": batch, "k": k,
                      "seconds": {m: t.median for m, t in timings.items()},

@@ -39,7 +39,7 @@ import numpy as np
 import rag_helpers as rh
 from rag_helpers import index_store, quantization as qz
 
-from .common import SEED, Goal, Section, fmt_ms, fmt_n, fmt_ratio, measure, random_unit_vectors, same_ranking, table
+from .common import SEED, Goal, Section, faiss_blas_search, fmt_ms, fmt_n, fmt_ratio, measure, random_unit_vectors, same_ranking, table
 from .memory import rss_peak_during
 
 TITLE = "Scale: fewer bytes per vector, memory maps, and FAISS's indexes"
@@ -159,17 +159,6 @@ def _faiss_indexes(docs: np.ndarray, codes: np.ndarray, *, hnsw: bool) -> tuple[
         indexes["hnsw"], build["hnsw"] = index, time.perf_counter() - start
         size["hnsw"] = docs.nbytes + index.hnsw.neighbors.size() * 4 + index.hnsw.levels.size() * 4
     return indexes, build, size
-
-
-def _faiss_blas_search(index, queries: np.ndarray, k: int):
-    import faiss
-
-    old = faiss.cvar.distance_compute_blas_threshold
-    faiss.cvar.distance_compute_blas_threshold = 0
-    try:
-        return index.search(queries, k)
-    finally:
-        faiss.cvar.distance_compute_blas_threshold = old
 
 
 def _hnsw_search(index, queries: np.ndarray, k: int, ef: int):
@@ -292,10 +281,10 @@ def _speed_part(docs: np.ndarray, query: np.ndarray, batch: np.ndarray, quick: b
         timed = measure({
             "search": lambda k=k: rh.search(batch, docs, k),
             "faiss": lambda k=k: indexes["flat"].search(batch, k),
-            "faiss_blas": lambda k=k: _faiss_blas_search(indexes["flat"], batch, k),
+            "faiss_blas": lambda k=k: faiss_blas_search(indexes["flat"], batch, k),
         }, repeats=3 if quick else 5, max_seconds=4.0 if quick else 8.0)
         ours = rh.search(batch, docs, k)[0]
-        check = same_ranking(ours, _faiss_blas_search(indexes["flat"], batch, k)[1], batch, docs)
+        check = same_ranking(ours, faiss_blas_search(indexes["flat"], batch, k)[1], batch, docs)
         batch_results.append({"k": k, "seconds": {m: t.median for m, t in timed.items()}, "check": check})
         print(f"  scale batch of {BATCH}, k={k}: " + ", ".join(f"{m} {t.ms:.1f} ms" for m, t in timed.items()),
               flush=True)

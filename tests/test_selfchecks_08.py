@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 import selfchecks  # noqa: E402
+from selfcheck_suite import exercise_tests  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "08_your_own_documents.ipynb"
 
@@ -95,14 +96,6 @@ WRONG: dict[str, dict[str, str]] = {
 }
 
 
-def cell_source(exercise: str, tag: str) -> str:
-    return selfchecks.exercise_source(NOTEBOOK, exercise, tag)
-
-
-EXERCISES = sorted(selfchecks.tagged_cells(NOTEBOOK, "self-check"))
-WRONG_ANSWERS = [(exercise, mistake) for exercise, answers in WRONG.items() for mistake in answers]
-
-
 @pytest.fixture(scope="module")
 def notebook_names(encoder):
     """What the notebook has defined by the time its checks run."""
@@ -121,31 +114,4 @@ def run_after(notebook_names):
     return run
 
 
-def test_every_exercise_has_known_wrong_answers():
-    assert len(EXERCISES) >= 2
-    assert set(WRONG) == set(EXERCISES)
-    assert all(len(answers) >= 2 for answers in WRONG.values())
-
-
-def test_check_cells_are_defined_once_and_copied_exactly():
-    assert selfchecks.problems(NOTEBOOK) == []
-
-
-@pytest.mark.parametrize("exercise", EXERCISES)
-def test_the_solution_passes(exercise, run_after):
-    printed = run_after(exercise, cell_source(exercise, "solution"))
-    assert f"{exercise.replace('exercise-', 'Exercise ')}: correct!" in printed
-
-
-@pytest.mark.parametrize("exercise", EXERCISES)
-def test_an_empty_exercise_is_not_attempted_yet(exercise, run_after):
-    stub = cell_source(exercise, "exercise")
-    assert "return None" in stub
-    printed = run_after(exercise, stub)
-    assert "not attempted yet" in printed and "correct" not in printed
-
-
-@pytest.mark.parametrize(("exercise", "mistake"), WRONG_ANSWERS)
-def test_a_wrong_answer_is_rejected(exercise, mistake, run_after):
-    with pytest.raises(AssertionError):
-        run_after(exercise, WRONG[exercise][mistake])
+globals().update(exercise_tests(NOTEBOOK, WRONG))
