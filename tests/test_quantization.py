@@ -23,39 +23,11 @@ from hypothesis import strategies as st
 import rag_helpers as rh
 from rag_helpers import quantization as qz
 from rag_helpers.corpus import load_labelled_questions
+from strategies import exact_corpus, unit_corpus
 
 
 def reference_top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:k]
-
-
-@st.composite
-def unit_corpus(draw, max_n: int = 80, max_d: int = 70):
-    """(queries (q, d), docs (n, d)) unit float32 rows, sometimes with duplicate rows (exact ties)."""
-    n = draw(st.integers(1, max_n))
-    d = draw(st.integers(1, max_d))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    docs = rh.l2_normalize(rng.standard_normal((n, d)).astype(np.float32))
-    if draw(st.booleans()):
-        docs = docs[rng.integers(0, max(1, n // 3), size=n)]
-    queries = rh.l2_normalize(rng.standard_normal((draw(st.integers(1, 4)), d)).astype(np.float32))
-    return queries, docs
-
-
-@st.composite
-def exact_corpus(draw, max_n: int = 60):
-    """Unit vectors with four entries of +-0.5: every dot product is a multiple of 1/4, in any summation order."""
-    d = draw(st.integers(4, 40))
-    n = draw(st.integers(1, max_n))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-
-    def vectors(count):
-        out = np.zeros((count, d), dtype=np.float32)
-        for row in out:
-            row[rng.choice(d, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-        return out
-
-    return vectors(draw(st.integers(1, 4))), vectors(n)
 
 
 @contextlib.contextmanager
@@ -151,7 +123,7 @@ def test_shortlist_agrees_with_faiss_index_binary_flat():
 
 
 # ---------------------------------------------------------- search_binary
-@given(unit_corpus(), st.data())
+@given(unit_corpus(max_n=80, max_d=70), st.data())
 def test_search_binary_with_every_code_rescored_is_search(data, draw):
     queries, docs = data
     k = draw.draw(st.integers(1, len(docs)))
@@ -186,7 +158,7 @@ def test_rescored_shortlist_is_the_exact_top_k_of_its_codes(data, draw):
             np.testing.assert_array_equal(indices, rh.search(queries, docs, k)[0])
 
 
-@given(unit_corpus(max_n=60), st.data())
+@given(unit_corpus(max_n=60, max_d=70), st.data())
 def test_search_binary_contract_on_random_vectors(data, draw):
     queries, docs = data
     k = draw.draw(st.integers(1, len(docs)))
@@ -277,7 +249,7 @@ def test_search_binary_names_a_bad_document_in_the_shortlist():
 
 
 # ------------------------------------------------------------------- int8
-@given(unit_corpus(max_n=50), st.booleans())
+@given(unit_corpus(max_n=50, max_d=70), st.booleans())
 def test_int8_codes_are_within_half_a_step_of_the_values(data, per_dimension):
     with small_blocks():
         _, docs = data
@@ -302,7 +274,7 @@ def test_a_dimension_that_is_always_zero_gets_codes_zero():
     assert codes.scale[1] == 1 and (codes.codes[:, 1] == 0).all()
 
 
-@given(unit_corpus(max_n=50), st.data())
+@given(unit_corpus(max_n=50, max_d=70), st.data())
 def test_int8_scores_stay_within_their_error_bound(data, draw):
     with small_blocks():
         queries, docs = data
@@ -365,7 +337,7 @@ def test_float16_search_is_exact_search_of_the_float16_vectors(data, draw):
 
 
 @settings(max_examples=50)
-@given(unit_corpus())
+@given(unit_corpus(max_n=80, max_d=70))
 def test_float16_scores_move_less_than_5e_4(data):
     queries, docs = data
     k = len(docs)

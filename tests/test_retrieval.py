@@ -1,7 +1,6 @@
 """retrieval.py: search (exact, blocked, batched) and retrieve over real embeddings."""
 from __future__ import annotations
 
-import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,25 +8,12 @@ from hypothesis import strategies as st
 
 import rag_helpers as rh
 from conftest import JUPITER, VENUS
+from strategies import exact_corpus, one_query_corpus
 
 
 def reference_top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The contract, spelled out."""
     return np.argsort(-scores, kind="stable")[:k]
-
-@st.composite
-def corpus(draw, max_n: int = 60, max_d: int = 16):
-    """(query (d,), docs (n, d)) unit float32 vectors."""
-    n = draw(st.integers(1, max_n))
-    d = draw(st.integers(1, max_d))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    docs = rh.l2_normalize(rng.standard_normal((n, d)).astype(np.float32))
-    if draw(st.booleans()):
-        # Duplicate rows make exactly tied scores.
-        docs = docs[rng.integers(0, max(1, n // 3), size=n)]
-    query = rh.l2_normalize(rng.standard_normal(d).astype(np.float32))
-    return query, docs
 
 unit = rh.l2_normalize(np.ones((3, 4), dtype=np.float32))
 
@@ -70,22 +56,7 @@ def test_retrieve_refuses_embeddings_of_another_dimension(encoder, sample_embedd
     with pytest.raises(ValueError, match="dimension mismatch"):
         rh.retrieve_with_numpy(rh.SAMPLE_QUESTION, rh.SAMPLE_DOCUMENTS, sample_embeddings[:, :100], encoder)
 
-@st.composite
-def exact_corpus(draw, max_n: int = 60):
-    """Unit vectors with four entries of +-0.5: every dot product is a multiple of 1/4, exactly."""
-    d = draw(st.integers(4, 12))
-    n = draw(st.integers(1, max_n))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-
-    def vectors(count):
-        out = np.zeros((count, d), dtype=np.float32)
-        for row in out:
-            row[rng.choice(d, 4, replace=False)] = rng.choice([-0.5, 0.5], 4)
-        return out
-
-    return vectors(draw(st.integers(1, 5))), vectors(n)
-
-@given(exact_corpus(), st.data(), st.sampled_from([16, 64, 256, rh.blocked_search.SCORE_BLOCK_BYTES]))
+@given(exact_corpus(max_d=12, max_queries=5), st.data(), st.sampled_from([16, 64, 256, rh.blocked_search.SCORE_BLOCK_BYTES]))
 def test_search_is_exactly_stable_argsort_of_the_cosines(data, draw, block_bytes):
     # Small block_bytes splits the documents into many blocks, so the merge of
     # per-block winners (ties across blocks included) is exercised too.
@@ -102,7 +73,7 @@ def test_search_is_exactly_stable_argsort_of_the_cosines(data, draw, block_bytes
     np.testing.assert_array_equal(one_index, indices[0])
     np.testing.assert_array_equal(one_score, scores[0])
 
-@given(corpus(), st.integers(1, 4), st.data(), st.sampled_from([64, 1024, rh.blocked_search.SCORE_BLOCK_BYTES]))
+@given(one_query_corpus(), st.integers(1, 4), st.data(), st.sampled_from([64, 1024, rh.blocked_search.SCORE_BLOCK_BYTES]))
 def test_search_random_vectors_within_float_tolerance(data, q, draw, block_bytes):
     query, docs = data
     rng = np.random.default_rng(q)

@@ -10,24 +10,11 @@ from hypothesis import strategies as st
 import rag_helpers as rh
 from rag_helpers.scoring import check_scores
 from rag_helpers.vectors import UNIT_TOLERANCE
+from strategies import one_query_corpus
 
-
-@st.composite
-def corpus(draw, max_n: int = 60, max_d: int = 16):
-    """(query (d,), docs (n, d)) unit float32 vectors."""
-    n = draw(st.integers(1, max_n))
-    d = draw(st.integers(1, max_d))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    docs = rh.l2_normalize(rng.standard_normal((n, d)).astype(np.float32))
-    if draw(st.booleans()):
-        # Duplicate rows make exactly tied scores.
-        docs = docs[rng.integers(0, max(1, n // 3), size=n)]
-    query = rh.l2_normalize(rng.standard_normal(d).astype(np.float32))
-    return query, docs
 
 # ---------------------------------------------------------------- cosine_scores
-@given(corpus())
+@given(one_query_corpus())
 def test_cosine_scores_match_float64_reference(data):
     query, docs = data
     scores = rh.cosine_scores(query, docs)
@@ -35,7 +22,7 @@ def test_cosine_scores_match_float64_reference(data):
     reference = docs.astype(np.float64) @ query.astype(np.float64)
     np.testing.assert_allclose(scores, reference, atol=1e-6)
 
-@given(corpus(max_n=25))
+@given(one_query_corpus(max_n=25))
 def test_loop_baseline_gives_the_same_numbers(data):
     query, docs = data
     np.testing.assert_allclose(rh.cosine_scores_loop(query, docs), rh.cosine_scores(query, docs), atol=1e-6)
