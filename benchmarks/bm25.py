@@ -1,9 +1,9 @@
-"""BM25: ``rag_helpers.bm25.BM25Index`` against the bm25s library, same tokens, same run.
+"""BM25: ``rag_helpers.engine.bm25.BM25Index`` against the bm25s library, same tokens, same run.
 
 The collection is the shipped Python FAQ/HOWTO pages cut at blank lines
 (about 4,800 paragraphs), and the same repeated 10 times for a larger index;
 the queries are the 174 labelled FAQ questions. Both libraries get the same
-tokens (``rag_helpers.bm25.tokenize``) and the same parameters (k1 = 1.5,
+tokens (``rag_helpers.engine.bm25.tokenize``) and the same parameters (k1 = 1.5,
 b = 0.75, Lucene's idf), and both timings include tokenizing. bm25s is timed
 with its default backend (NumPy) and, when numba is installed, its numba
 backend (compiled before timing).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rag_helpers.bm25 import BM25Index, tokenize
+from rag_helpers.engine.bm25 import BM25Index, tokenize
 
 from .common import Goal, Section, fmt_ms, fmt_n, fmt_ratio, measure, table
 
@@ -23,7 +23,7 @@ ONE_AT_A_TIME = 20  # queries timed one call each, for the latency of a single q
 
 
 def _collection() -> tuple[list[str], list[str]]:
-    from rag_helpers.corpus import load_labelled_questions, load_python_docs
+    from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs
 
     paragraphs = [p for doc in load_python_docs() for p in doc.text.split("\n\n") if p.strip()]
     return paragraphs, [q.question for q in load_labelled_questions()]
@@ -108,7 +108,7 @@ def run(quick: bool = False) -> Section:
         print(f"  bm25 N={n}: build ours {build['ours'].ms:.0f} ms; per query ours "
               f"{per_query['ours batch'] * 1e3:.3f} ms (batch), {per_query['ours one'] * 1e3:.3f} ms (one)", flush=True)
 
-    section = Section("BM25: `rag_helpers.bm25` against bm25s")
+    section = Section("BM25: `rag_helpers.engine.bm25` against bm25s")
     section.tables.append(table(["N paragraphs", "`BM25Index().fit` ms",
                                  *(f"bm25s ({p}) ms (÷ ours)" for p in peers)], build_rows))
     header = ["N paragraphs", "queries", "ours ms/query"]
@@ -119,7 +119,7 @@ def run(quick: bool = False) -> Section:
         "The shipped Python FAQ/HOWTO pages cut at blank lines; 10x is that collection repeated 10 times. "
         f"Queries: the {len(questions)} labelled FAQ questions, k = {K}; \"one at a time\" times "
         f"{ONE_AT_A_TIME} single-question calls.",
-        "Both sides tokenize with `rag_helpers.bm25.tokenize` inside the timing (k1 = 1.5, b = 0.75, Lucene idf). "
+        "Both sides tokenize with `rag_helpers.engine.bm25.tokenize` inside the timing (k1 = 1.5, b = 0.75, Lucene idf). "
         f"bm25s {bm25s.__version__}; its numba backend is compiled before timing.",
         "Ratios above 1 mean ours is faster. top-10: bm25s picks its k best with argpartition and leaves tied "
         "documents in no particular order; ours puts the lower index first.",

@@ -1,4 +1,4 @@
-"""Chunking: ``rag_helpers.chunking`` against the tokenizer it cannot avoid calling.
+"""Chunking: ``rag_helpers.engine.chunking`` against the tokenizer it cannot avoid calling.
 
 The text is real: this repository's own Markdown and Python files, joined
 and repeated to the size wanted (prose, tables and code, like a user's
@@ -26,14 +26,14 @@ import sys
 from pathlib import Path
 
 import rag_helpers as rh
-from rag_helpers.chunking import (
+from rag_helpers.engine.chunking import (
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP,
     chunk_documents,
     chunk_text,
     tokenize_with_offsets,
 )
-from rag_helpers.documents import Document
+from rag_helpers.engine.documents import Document
 
 from .common import Goal, Section, fmt_ms, fmt_ratio, measure, table
 

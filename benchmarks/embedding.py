@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import rag_helpers as rh
+from rag_helpers.engine.embedding_cache import embed_cached
 from rag_helpers._infra import onnx_encoder
 
 from .common import Goal, Section, fmt_ms, fmt_ratio, measure, same_ranking, table, timed_once
@@ -84,8 +85,8 @@ def chunk_corpus(limit: int, encoder) -> tuple[list[str], list[str], str]:
     paragraphs joined to 100-250 tokens, and ``QUERIES``.
     """
     try:
-        from rag_helpers.chunking import chunk_documents
-        from rag_helpers.corpus import load_labelled_questions, load_python_docs
+        from rag_helpers.engine.chunking import chunk_documents
+        from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs
     except ImportError:
         return _docstring_chunks(limit, encoder.tokenizer), QUERIES, "docstring paragraphs joined"
     chunks = [c.text for c in chunk_documents(load_python_docs(), encoder, chunk_tokens=CHUNK_TOKENS)]
@@ -218,9 +219,9 @@ def run(quick: bool = False) -> Section:
     diff = float(np.abs(embedded - encoded / np.linalg.norm(encoded, axis=1, keepdims=True)).max())
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-embeddings-") as cache_dir, _FastPathOff():
-        miss_seconds = timed_once(lambda: rh.embed_cached(texts, encoder, cache_dir))  # embeds, writes
-        hit = measure({"hit": lambda: rh.embed_cached(texts, encoder, cache_dir)}, repeats=7)["hit"]
-        same = np.array_equal(rh.embed_cached(texts, encoder, cache_dir), embedded)
+        miss_seconds = timed_once(lambda: embed_cached(texts, encoder, cache_dir))  # embeds, writes
+        hit = measure({"hit": lambda: embed_cached(texts, encoder, cache_dir)}, repeats=7)["hit"]
+        same = np.array_equal(embed_cached(texts, encoder, cache_dir), embedded)
 
     s = {m: t.median for m, t in timings.items()}
     overhead = s["embed"] / s["encode"]

@@ -38,17 +38,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 import rag_helpers as rh  # noqa: E402
-from rag_helpers.abstention import (  # noqa: E402
+from rag_helpers.engine.abstention import (  # noqa: E402
     DEFAULT_MIN_SCORE,
     best_scores,
     choose_threshold,
     error_rates,
     threshold_tradeoff,
 )
-from rag_helpers.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP  # noqa: E402
-from rag_helpers.comparison import ChunkRetrievers, choose_weight, compare, sweep_weights  # noqa: E402
-from rag_helpers.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions  # noqa: E402
-from rag_helpers.prompts import build_prompt  # noqa: E402
+from rag_helpers.engine.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP  # noqa: E402
+from rag_helpers.engine.comparison import ChunkRetrievers, choose_weight, compare, sweep_weights  # noqa: E402
+from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions  # noqa: E402
+from rag_helpers.engine.prompts import build_prompt  # noqa: E402
 
 from .common import Goal, Section, table  # noqa: E402
 

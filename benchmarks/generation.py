@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import rag_helpers as rh
+from rag_helpers._infra.models import DEFAULT_GENERATOR_MODEL
 
 from .common import Goal, Section, fmt_ms, measure, table
 
@@ -136,8 +137,8 @@ def _gpu_row(rows: list, n_tokens: int, repeats: int) -> str:
         return ("LFM2-700M on a GPU: not measured, there is no GPU on this machine "
                 "(`torch.cuda.is_available()` is False) and none was lent to this run.")
     try:
-        generator, cold = _load(rh.DEFAULT_GENERATOR_MODEL, "cuda")
-        warm = _load(rh.DEFAULT_GENERATOR_MODEL, "cuda")[1]
+        generator, cold = _load(DEFAULT_GENERATOR_MODEL, "cuda")
+        warm = _load(DEFAULT_GENERATOR_MODEL, "cuda")[1]
     except Exception as exc:  # offline and not cached, out of memory, ...
         rows.append(["LiquidAI/LFM2-700M", torch.cuda.get_device_name(0), "failed", "", "", "", "", ""])
         return f"LFM2-700M on a GPU: not measured, it could not be loaded ({type(exc).__name__}: {exc})."

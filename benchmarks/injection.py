@@ -35,8 +35,8 @@ from collections import defaultdict
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import rag_helpers as rh  # noqa: E402
-from rag_helpers.injection import POSITIONS, Attack, load_attacks  # noqa: E402
-from rag_helpers.prompts import PROMPT_STYLES, build_prompt, undefended_prompt  # noqa: E402
+from rag_helpers.engine.injection import POSITIONS, Attack, load_attacks  # noqa: E402
+from rag_helpers.engine.prompts import PROMPT_STYLES, build_prompt, undefended_prompt  # noqa: E402
 
 MAX_NEW_TOKENS = 40
 

@@ -25,7 +25,7 @@ K = 3
 
 
 def _sentences() -> list[str]:
-    from rag_helpers.corpus import load_python_docs
+    from rag_helpers.engine.corpus import load_python_docs
 
     text = " ".join(doc.text for doc in load_python_docs())
     parts = [" ".join(s.split()) for s in re.split(r"(?<=[.?!])\s+", text)]

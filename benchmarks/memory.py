@@ -172,7 +172,7 @@ def run(quick: bool = False) -> Section:
         "packaged generator, one answer), resident memory in MiB after each stage:\n\n"
         + table(["stage", "RSS MiB"], pipeline_rows))
     section.notes += [
-        f"`search` holds one block of scores at a time ({rh.retrieval.SCORE_BLOCK_BYTES / 2**20:.0f} MiB at most, "
+        f"`search` holds one block of scores at a time ({rh.engine.retrieval.SCORE_BLOCK_BYTES / 2**20:.0f} MiB at most, "
         "`SCORE_BLOCK_BYTES`), whatever N and the number of queries.",
         f"Pipeline weights: encoder {pipeline['weights']['encoder'] / 2**20:,.0f} MiB, generator "
         f"{pipeline['weights']['generator'] / 2**20:,.0f} MiB (float32); the 10 document embeddings are "

@@ -51,7 +51,7 @@ METHODS = {
 
 def _blocked_product(docs: np.ndarray, queries: np.ndarray) -> None:
     """The batch floor: ``search``'s BLAS work alone, one product per block of documents."""
-    rows = rh.retrieval.SCORE_BLOCK_BYTES // (docs.itemsize * len(queries))
+    rows = rh.engine.retrieval.SCORE_BLOCK_BYTES // (docs.itemsize * len(queries))
     for start in range(0, len(docs), rows):
         docs[start : start + rows] @ queries.T
 

@@ -3,10 +3,10 @@
 Exact float32 search reads every byte of the document matrix: ``docs @ q`` is
 its floor. Below it only by reading fewer bytes, at some cost in recall:
 
-* ours (``rag_helpers.quantization``): float16 (2 bytes a value), int8 with a
+* ours (``rag_helpers.engine.quantization``): float16 (2 bytes a value), int8 with a
   scale per dimension calibrated on the corpus (1 byte), binary sign codes
   (1 bit) with the shortlist rescored by the float32 vectors; and exact
-  search over a memory-mapped index file (``rag_helpers.index_store``);
+  search over a memory-mapped index file (``rag_helpers.engine.index_store``);
 * FAISS, in the same run on the same arrays: ``IndexFlatIP`` (exact),
   ``IndexScalarQuantizer`` (8-bit), ``IndexBinaryFlat`` (Hamming) and
   ``IndexHNSWFlat`` (a graph: approximate, at a few ``efSearch``).
@@ -14,7 +14,7 @@ its floor. Below it only by reading fewer bytes, at some cost in recall:
 Two data sets:
 
 * **recall** on real embeddings: all-MiniLM-L6-v2 vectors of real text: the
-  chunks of the shipped Python docs corpus (``rag_helpers.corpus``, 200-token
+  chunks of the shipped Python docs corpus (``rag_helpers.engine.corpus``, 200-token
   chunks) and the paragraphs of the docstrings of Python's standard library
   and of NumPy, SciPy and scikit-learn as installed (read from disk with
   ``ast``; 100 to 1,500 characters, each once). The queries are the corpus's
@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 import rag_helpers as rh
-from rag_helpers import index_store, quantization as qz
+from rag_helpers.engine.embedding_cache import embed_cached
+from rag_helpers.engine import index_store, quantization as qz
 
 from .common import SEED, Goal, Section, faiss_blas_search, fmt_ms, fmt_n, fmt_ratio, measure, random_unit_vectors, same_ranking, table
 from .memory import rss_peak_during
@@ -84,8 +85,8 @@ def real_embeddings(quick: bool) -> tuple[np.ndarray, np.ndarray, str, int]:
     """
     import importlib.util
 
-    from rag_helpers.chunking import chunk_documents
-    from rag_helpers.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions
+    from rag_helpers.engine.chunking import chunk_documents
+    from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions
 
     encoder = rh.load_encoder(device="cpu")
     chunks = [c.text for c in chunk_documents(load_python_docs(), encoder.tokenizer)]
@@ -107,9 +108,9 @@ def real_embeddings(quick: bool) -> tuple[np.ndarray, np.ndarray, str, int]:
         warnings.simplefilter("ignore", rh.LongDocumentWarning)  # a few paragraphs exceed 256 tokens
         # Cached in pieces of each group: an interrupted run keeps what it
         # embedded, and --quick's texts are a prefix of the full run's.
-        docs = np.concatenate([rh.embed_cached(group[i : i + EMBED_PIECE], encoder)
+        docs = np.concatenate([embed_cached(group[i : i + EMBED_PIECE], encoder)
                                for group in groups.values() for i in range(0, len(group), EMBED_PIECE)])
-        queries = rh.embed_cached(questions, encoder)
+        queries = embed_cached(questions, encoder)
     print(f"  scale: {len(texts):,} real texts and {len(questions)} questions embedded (or loaded from the cache) "
           f"in {time.perf_counter() - start:.0f} s", flush=True)
     described = ", ".join(f"{len(group):,} {what}" for what, group in groups.items())
@@ -334,7 +335,7 @@ def _search_the_file(folder: Path, query: np.ndarray, batch: np.ndarray) -> tupl
 def run(quick: bool = False) -> Section:
     import faiss
 
-    faiss.omp_set_num_threads(rh.blocked_search.usable_cpus())
+    faiss.omp_set_num_threads(rh.engine.blocked_search.usable_cpus())
     recall = _recall_part(quick)
     docs = random_unit_vectors(QUICK_N if quick else N)
     query = random_unit_vectors(1, seed=SEED + 1)[0]

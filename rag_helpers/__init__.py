@@ -1,97 +1,91 @@
 """rag_helpers: Retrieval-Augmented Generation from scratch with NumPy and Hugging Face.
 
-The package behind the course's notebooks. Each function lives here once, in
-the module named for the notebook that teaches it; the notebooks build it
-inline, then check themselves against it:
+The package behind the course's notebooks, in three layers:
 
-    01 embeddings.py   load_encoder, embed
-    02 vectors.py      l2_normalize
-    03 scoring.py      cosine_scores, cosine_scores_loop
-    04 topk.py         top_k
-       retrieval.py    search, retrieve (= retrieve_with_numpy), Hit
-    05 prompts.py      build_prompt, chat_messages, fit_documents (injection.py: the defences)
-    06 generation.py   load_generator, Generator.generate / .stream, generate_real_answer
-    07 pipeline.py     RAGPipeline, RAGResult: the one place that assembles the steps
-    08 documents.py, chunking.py, corpus.py: your own files, chunks, the shipped corpus
-    09 metrics.py, evaluation.py, bm25.py, hybrid.py, abstention.py: measuring retrieval
-    10 quantization.py, index_store.py: below the float32 floor
-
-``_infra/`` holds what no notebook teaches (model resolution, devices,
-caches, argument checks): a learner can skip it.
+- **The course modules** (``embeddings.py`` ... ``scaling.py``), one per
+  notebook, are generated from the notebook's ``#| export`` cells, verbatim
+  (``python tools/nbexport.py write``): open one and you read what the
+  notebook built, top to bottom.
+- **``engine/``** holds what a learner can skip: the names below with their
+  argument checks and clear errors, and the fast paths (blocked scan, batched
+  top-k, Hamming scan, on-disk index). Each fast path is tested to give the
+  taught function's results.
+- **``_infra/``** is plumbing: model resolution, devices, caches.
 
     import rag_helpers as rh
     pipe = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, k=2)
     res = pipe.answer("which planet is the biggest?")
+
+Names load on first use, so ``import rag_helpers`` is quick: torch and
+sentence-transformers are imported only by what needs them.
 """
-from ._infra.models import PACKAGED_GENERATOR, ModelLoadError, OfflineFallbackWarning
-from .abstention import DEFAULT_MIN_SCORE
-from .embeddings import LongDocumentWarning, embed, load_encoder
-from .generation import Generator, generate_real_answer, load_generator
-from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from .pipeline import ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult, SkippedFilesWarning
-from .prompts import build_prompt
-from .quantization import binary_codes, search_binary
-from .retrieval import Hit, retrieve, retrieve_with_numpy, search
-from .scoring import cosine_scores, cosine_scores_loop
-from .topk import top_k
-from .vectors import l2_normalize
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 __version__ = "0.2.0"
 
-__all__ = [
+#: Public name -> the module that defines it (imported on first use).
+_WHERE = {
     # The contract (shared/COURSE_DESIGN.md), in pipeline order.
-    "l2_normalize",
-    "cosine_scores",
-    "cosine_scores_loop",
-    "top_k",
-    "search",
-    "load_encoder",
-    "embed",
-    "retrieve_with_numpy",
-    "build_prompt",
-    "load_generator",
-    "generate_real_answer",
-    "RAGPipeline",
-    "DEFAULT_MIN_SCORE",
-    "binary_codes",
-    "search_binary",
+    "l2_normalize": ".engine.vectors",
+    "cosine_scores": ".engine.scoring",
+    "cosine_scores_loop": ".engine.scoring",
+    "top_k": ".engine.topk",
+    "search": ".engine.retrieval",
+    "load_encoder": ".engine.embeddings",
+    "embed": ".engine.embeddings",
+    "retrieve_with_numpy": ".engine.retrieval",
+    "build_prompt": ".engine.prompts",
+    "load_generator": ".engine.generation",
+    "generate_real_answer": ".engine.pipeline",
+    "RAGPipeline": ".engine.pipeline",
+    "DEFAULT_MIN_SCORE": ".engine.abstention",
+    "binary_codes": ".engine.quantization",
+    "search_binary": ".engine.quantization",
     # The pipeline's result, errors and warnings.
-    "RAGResult",
-    "ModelLoadError",
-    "OfflineFallbackWarning",
-    "LongDocumentWarning",
-    "ContextTrimmedWarning",
-    "ContextOverflowError",
-    "SkippedFilesWarning",
+    "RAGResult": ".engine.pipeline",
+    "ModelLoadError": "._infra.models",
+    "OfflineFallbackWarning": "._infra.models",
+    "LongDocumentWarning": ".engine.embeddings",
+    "ContextTrimmedWarning": ".engine.pipeline",
+    "ContextOverflowError": ".engine.pipeline",
+    "SkippedFilesWarning": ".engine.pipeline",
     # A few more.
-    "retrieve",
-    "Hit",
-    "Generator",
-    "SAMPLE_DOCUMENTS",
-    "SAMPLE_QUESTION",
-    "PACKAGED_GENERATOR",
-]
-
-# Names that were public before the one-module-per-notebook layout. They keep
-# working (``rh.pick_dtype``, ...) but are not part of ``__all__``: each now
-# lives in its module, listed here.
-_MOVED = {
-    "pick_device": "._infra.devices",
-    "pick_dtype": "._infra.devices",
-    "embed_cached": "._infra.embedding_cache",
-    "stream_answer": "._compat",
-    "fit_documents": "._compat",
-    "DEFAULT_MAX_NEW_TOKENS": ".generation",
-    "DEFAULT_EMBEDDING_MODEL": "._infra.models",
-    "DEFAULT_GENERATOR_MODEL": "._infra.models",
-    "EMBEDDING_MODEL_ENV": "._infra.models",
-    "GENERATOR_MODEL_ENV": "._infra.models",
+    "retrieve": ".engine.retrieval",
+    "Hit": ".engine.retrieval",
+    "Generator": ".engine.generation",
+    "SAMPLE_DOCUMENTS": ".knowledge_base",
+    "SAMPLE_QUESTION": ".knowledge_base",
+    "PACKAGED_GENERATOR": "._infra.models",
 }
+
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name], __name__), name)
+    if name in _WHERE:
+        value = getattr(_importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value  # the next look-up is a plain attribute
+        return value
     raise AttributeError(f"module 'rag_helpers' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if _TYPE_CHECKING:  # for editors and type checkers: the same names, eagerly
+    from ._infra.models import PACKAGED_GENERATOR, ModelLoadError, OfflineFallbackWarning
+    from .engine.abstention import DEFAULT_MIN_SCORE
+    from .engine.embeddings import LongDocumentWarning, embed, load_encoder
+    from .engine.generation import Generator, load_generator
+    from .engine.pipeline import (
+        ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult, SkippedFilesWarning, generate_real_answer,
+    )
+    from .engine.prompts import build_prompt
+    from .engine.quantization import binary_codes, search_binary
+    from .engine.retrieval import Hit, retrieve, retrieve_with_numpy, search
+    from .engine.scoring import cosine_scores, cosine_scores_loop
+    from .engine.topk import top_k
+    from .engine.vectors import l2_normalize
+    from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION

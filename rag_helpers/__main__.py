@@ -13,11 +13,18 @@ from pathlib import Path
 from ._infra.devices import pick_device
 from ._infra.models import ModelLoadError
 from ._infra.validation import check_k, check_positive_int, check_query_text
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, check_chunk_sizes
-from .corpus import load_python_docs
-from .documents import is_blank, load_documents
+from .engine.pipeline import (
+    CORPORA,
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_OVERLAP,
+    ContextTrimmedWarning,
+    RAGPipeline,
+    SkippedFilesWarning,
+    check_chunk_sizes,
+    read_lines,
+)
 from .knowledge_base import SAMPLE_DOCUMENTS, SAMPLE_QUESTION
-from .pipeline import DEFAULT_MAX_NEW_TOKENS, ContextTrimmedWarning, RAGPipeline
 
 
 class UsageError(Exception):
@@ -36,8 +43,7 @@ def _read_lines(path: str) -> list[str]:
     """
     if not path.strip():
         raise UsageError("--lines got an empty path: name a text file")
-    (document,) = load_documents([path]).documents[:1]
-    documents = [line.strip() for line in document.text.splitlines() if not is_blank(line)]
+    documents = read_lines(path)
     if not documents:
         raise UsageError(f"--lines file {path} has no documents (one per line)")
     return documents
@@ -57,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sources.add_argument("--lines", metavar="FILE", help="a text file with one document per line")
     sources.add_argument(
-        "--corpus", choices=["python-docs"],
+        "--corpus", choices=sorted(CORPORA),
         help="the corpus shipped with the course: the Python 3.11 FAQ and HOWTO pages",
     )
     parser.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS,
@@ -104,16 +110,9 @@ def _main(args: argparse.Namespace) -> int:
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
     check_chunk_sizes(args.chunk_tokens, args.overlap)
     files = args.docs is not None or args.corpus is not None
-    if args.docs is not None:
-        if any(not path.strip() for path in args.docs):
-            raise UsageError("--docs got an empty path: name files or folders")
-        loaded = load_documents(args.docs)
-        if loaded.skipped:
-            print(loaded.report(), file=sys.stderr)
-        documents = loaded.documents
-    elif args.corpus is not None:
-        documents = load_python_docs()
-    else:
+    if args.docs is not None and any(not path.strip() for path in args.docs):
+        raise UsageError("--docs got an empty path: name files or folders")
+    if not files:
         documents = _read_lines(args.lines) if args.lines is not None else SAMPLE_DOCUMENTS
         check_k(args.k, len(documents))
     device = pick_device(args.device)
@@ -123,8 +122,18 @@ def _main(args: argparse.Namespace) -> int:
                   device=device, max_new_tokens=args.max_new_tokens, cache_embeddings=True,
                   prompt_style=args.prompt_style, min_score=args.min_score)
     if files:
-        pipe = RAGPipeline.from_files(documents, chunk_tokens=args.chunk_tokens, overlap=args.overlap,
-                                      k=args.k, **common)
+        chunking = dict(chunk_tokens=args.chunk_tokens, overlap=args.overlap, k=args.k, **common)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedFilesWarning)
+            if args.docs is not None:
+                pipe = RAGPipeline.from_files(args.docs, **chunking)
+            else:
+                pipe = RAGPipeline.from_corpus(args.corpus, **chunking)
+        for warning in caught:  # the skipped files, said in a line or two; any other warning as it was
+            if issubclass(warning.category, SkippedFilesWarning):
+                print(warning.message, file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
         if args.k > len(pipe.documents):
             print(f"(only {len(pipe.documents)} chunks: k is {len(pipe.documents)})", file=sys.stderr)
     else:

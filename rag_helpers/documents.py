@@ -1,317 +1,205 @@
-"""Loading your own documents: text, Markdown, reStructuredText and PDF files.
+# Generated from notebooks/08_your_own_documents.ipynb by tools/nbexport.py: edit the notebook, not this file.
+# Each block below is one `#| export` cell of the notebook, verbatim, in order.
 
-``load_documents(paths)`` takes files and folders and gives back ``Document``
-objects: one per text file, one per PDF page. Folders are read recursively, in
-sorted order, so the same folder always gives the same documents in the same
-order.
+"""Notebook 08: your own documents. Load texts, cut them into chunks of the encoder's tokens, keep their source.
 
-Nothing is dropped without a word:
-
-- a path that does not exist raises ``FileNotFoundError``;
-- a file you name yourself that cannot be loaded (unsupported type, binary,
-  empty, invalid UTF-8, too large, unreadable, an encrypted PDF) raises
-  ``DocumentError``, which says which file and why (for invalid UTF-8, the byte
-  offset and line of the first bad byte);
-- inside a folder, such files are skipped and *reported*: the result's
-  ``skipped`` list says what and why, and ``result.report()`` sums it up in a
-  line or two (``skipped 3 files: 1 binary (a.bin), 1 empty (e.txt), ...``).
-  Hidden entries (names starting with a dot, such as ``.git``) are not read,
-  and the report says so too.
-
-Text files are decoded as UTF-8 (a leading byte-order mark is dropped); the
-text is kept exactly as in the file otherwise (``\\r\\n`` included), so a
-character offset in it maps back to a line of the file. A file that holds only
-whitespace or invisible characters (zero-width spaces, byte-order marks, soft
-hyphens, control characters; see ``is_blank``) counts as empty: there is
-nothing to retrieve.
-
-Size limit: ``MAX_FILE_BYTES`` (100 MiB) per file, to stop a folder with a
-disk image or a data dump in it from filling the memory; a text file that size
-is already some 25 million tokens, hours of embedding on a laptop CPU. Pass
-``max_bytes=None`` to lift it, or another number to move it.
+The encoder reads a fixed number of tokens (all-MiniLM-L6-v2: 256, [CLS] and
+[SEP] included) and silently drops the rest. So a long page is cut into
+chunks that each fit, overlapping a little, and every chunk remembers where it
+lies in its file, so that a retrieved chunk can cite ``path:line``.
 """
 from __future__ import annotations
 
-import io
-import os
-import stat
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
-__all__ = [
-    "Document",
-    "DocumentError",
-    "LoadResult",
-    "MAX_FILE_BYTES",
-    "SUPPORTED_SUFFIXES",
-    "Skipped",
-    "is_blank",
-    "load_documents",
-]
-
-#: The file types ``load_documents`` reads (the suffix is compared in lower case).
-SUPPORTED_SUFFIXES = (".md", ".pdf", ".rst", ".txt")
-
-#: Files larger than this (in bytes) are refused; see the module docstring.
-MAX_FILE_BYTES = 100 * 2**20
+DATA = resources.files("rag_helpers") / "data"   # the files that ship with the package
 
 
 @dataclass(frozen=True)
 class Document:
-    """One loaded text and where it came from.
-
-    ``text`` is the file's text (a PDF gives one Document per page);
-    ``source`` the path as the user gave it (or a corpus-relative name);
-    ``page`` the 1-based PDF page, None for text files.
-    """
+    """One loaded text and where it came from: ``source`` a path, ``page`` a PDF page (None for a text file)."""
 
     text: str
     source: str
     page: int | None = None
 
 
-class DocumentError(ValueError):
-    """A file that cannot be loaded; ``path`` and ``reason`` say which and why."""
+@dataclass(frozen=True)
+class LabelledQuestion:
+    """A question and where its answer lies: ``text[start:end]`` of the page ``source``; ``split`` "dev" or "test"."""
 
-    def __init__(self, path: str, reason: str, detail: str = "") -> None:
-        self.path, self.reason, self.detail = path, reason, detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+    id: str
+    question: str
+    source: str
+    start: int
+    end: int
+    split: str
+
+
+def load_python_docs() -> list[Document]:
+    """The FAQ and HOWTO pages of the Python 3.11 documentation (reStructuredText), one Document each."""
+    data = json.loads((DATA / "python_docs_corpus.json").read_text(encoding="utf-8"))
+    return [Document(record["text"], record["source"]) for record in data["documents"]]
+
+
+def load_labelled_questions(split: str = "all") -> list[LabelledQuestion]:
+    """The FAQ's own questions with their answer's span: ``split`` "dev" (tune on it), "test" or "all"."""
+    data = json.loads((DATA / "python_docs_questions.json").read_text(encoding="utf-8"))
+    fields = ("id", "question", "source", "start", "end", "split")
+    return [LabelledQuestion(*(record[f] for f in fields))
+            for record in data["questions"] if split in ("all", record["split"])]
+
+
+def simple_chunks(text: str, tokenizer, chunk_tokens: int = 200, overlap: int = 40) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of fixed windows of ``chunk_tokens`` tokens, ``overlap`` tokens apart.
+
+    tokenizer: the encoder's fast tokenizer (``encoder.tokenizer``); 0 <= overlap < chunk_tokens.
+    """
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                        verbose=False)["offset_mapping"]         # (start, end) of each token in text
+    spans, first = [], 0
+    while first < len(offsets):
+        last = min(first + chunk_tokens, len(offsets))           # one past the window's last token
+        spans.append((offsets[first][0], offsets[last - 1][1]))
+        if last == len(offsets):
+            break
+        first = last - overlap                                    # step back: the overlap
+    return spans
+
+
+# How good a place to end a chunk is each gap between two tokens. Higher is better.
+WORD_PIECE = 0   # inside a word: "un|believable"
+PUNCTUATION = 1  # between a word and its punctuation, no space: "world|."
+WORD = 2         # whitespace between words (a single line break too: text is often hard-wrapped)
+SENTENCE = 3     # after ". ", "! ", "? " (or a CJK full stop, which no space follows)
+PARAGRAPH = 4    # a blank line; also the start and the end of the text
+
+SENTENCE_ENDS = frozenset(".!?\u2026")              # ... and the ellipsis
+CJK_SENTENCE_ENDS = frozenset("\u3002\uff01\uff1f")
+
+
+def boundary_levels(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> list[int]:
+    """How good a place to cut each gap between tokens is: ``n + 1`` levels for ``n`` tokens.
+
+    ``offsets[i]`` is token i's ``(start, end)`` in ``text``, ``word_ids[i]`` the word it belongs to
+    (both from a fast tokenizer). ``levels[j]`` rates a cut just before token j; the two ends of the
+    text (``levels[0]`` and ``levels[n]``) are ``PARAGRAPH``.
+    """
+    n = len(offsets)
+    levels = [PARAGRAPH] * (n + 1)
+    for j in range(1, n):
+        previous = text[offsets[j - 1][0]:offsets[j - 1][1]]
+        gap = text[offsets[j - 1][1]:offsets[j][0]]   # whitespace, or characters the tokenizer drops
+        if word_ids[j] is not None and word_ids[j] == word_ids[j - 1]:
+            levels[j] = WORD_PIECE
+        elif gap.count("\n") >= 2:
+            levels[j] = PARAGRAPH
+        elif previous in CJK_SENTENCE_ENDS:
+            levels[j] = SENTENCE
+        elif any(ch.isspace() for ch in gap):
+            # A full stop right after a number is a list item ("2.") or a section ("1.3."), not a sentence end.
+            after_number = j >= 2 and offsets[j - 2][1] == offsets[j - 1][0] and \
+                text[offsets[j - 2][0]:offsets[j - 2][1]].isdigit()
+            levels[j] = SENTENCE if previous in SENTENCE_ENDS and not after_number else WORD
+        else:
+            levels[j] = PUNCTUATION
+    return levels
+
+
+def token_windows(levels: Sequence[int], chunk_tokens: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut ``n = len(levels) - 1`` tokens into windows ``[start, end)`` of at most ``chunk_tokens`` tokens.
+
+    Each window ends at the best boundary (highest level, then the latest) among the ends that
+    keep it at least half full; the next one starts at most ``overlap`` tokens before that end, at
+    the earliest word boundary there. So neighbours share at most ``overlap`` tokens, no token is
+    left out, and every window moves forward.
+    """
+    n = len(levels) - 1
+    windows = []
+    start = 0
+    while start < n:
+        if n - start <= chunk_tokens:
+            end = n                                   # the rest fits: the last window
+        else:
+            # At least half a window (and more than the overlap, so that we move on).
+            shortest = start + max(chunk_tokens // 2, overlap + 1)
+            end = max(range(shortest, start + chunk_tokens + 1), key=lambda j: (levels[j], j))
+        windows.append((start, end))
+        if end == n:
+            break
+        earliest = max(end - overlap, start + 1)
+        # Start on a word if the overlap holds one (the earliest such), else at the cut itself.
+        start = max(range(earliest, end + 1), key=lambda j: (min(levels[j], WORD), -j))
+    return windows
+
+
+def chunk_text(text: str, tokenizer, chunk_tokens: int = 200, overlap: int = 40) -> list[tuple[int, int]]:
+    """Character spans ``(start, end)`` of the chunks of ``text``: at most ``chunk_tokens`` tokens each.
+
+    Like ``simple_chunks``, but each chunk ends at the best boundary of its window (a paragraph, a
+    sentence, a word) and the next one starts on a word. tokenizer: the encoder's fast tokenizer.
+    """
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    offsets = encoding["offset_mapping"]                   # (start, end) of each token in text
+    levels = boundary_levels(text, offsets, encoding.word_ids())
+    return [(offsets[start][0], offsets[end - 1][1]) for start, end in token_windows(levels, chunk_tokens, overlap)]
+
+
+def read_text_files(folder: str | Path) -> list[Document]:
+    """Every .txt, .md and .rst file in ``folder`` and its sub-folders, as a Document each.
+
+    Entries are read in order of their names, folder by folder, so the same folder always gives the
+    same list. Names starting with a dot (.git, editor files) are left out, and so are empty files.
+    """
+    documents = []
+    for entry in sorted(Path(folder).iterdir(), key=lambda path: path.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            documents += read_text_files(entry)
+        elif entry.suffix.lower() in (".txt", ".md", ".rst"):
+            # Bytes decoded as they are: "\r\n" stays two characters, so an offset maps back to the file.
+            text = entry.read_bytes().decode("utf-8").removeprefix("\ufeff")   # without a byte-order mark
+            if text.strip():
+                documents.append(Document(text, str(entry)))
+    return documents
 
 
 @dataclass(frozen=True)
-class Skipped:
-    """A file, folder or PDF page that was not loaded, and why.
+class Chunk:
+    """A piece of a Document: ``text == document.text[start:end]``, starting on line ``line`` (1-based)."""
 
-    ``reason`` is a short category ("binary", "empty", "hidden", ...), the same
-    for every file skipped for that reason; ``detail`` is this file's specifics
-    ("NUL byte at offset 12").
+    text: str
+    source: str
+    start: int
+    end: int
+    line: int = 1
+    page: int | None = None
+
+    @property
+    def location(self) -> str:
+        """Where to cite it: ``path:line``, or ``path, page N`` for a PDF page."""
+        return f"{self.source}, page {self.page}" if self.page is not None else f"{self.source}:{self.line}"
+
+
+def chunk_documents(documents: Sequence[Document], tokenizer, chunk_tokens: int = 200,
+                    overlap: int = 40) -> list[Chunk]:
+    """Every document cut by ``chunk_text``, in order; each Chunk keeps its source, span, line and page."""
+    chunks = []
+    for document in documents:
+        for start, end in chunk_text(document.text, tokenizer, chunk_tokens, overlap):
+            line = 1 + document.text.count("\n", 0, start)   # the line breaks before the chunk, plus one
+            chunks.append(Chunk(document.text[start:end], document.source, start, end, line, document.page))
+    return chunks
+
+
+def is_relevant(chunk: Chunk, question: LabelledQuestion) -> bool:
+    """Does the chunk hold part of the labelled answer? Same page, and at least one shared character.
+
+    Spans are half-open, ``[start, end)``: a chunk that ends where the answer starts shares nothing.
     """
-
-    path: str
-    reason: str
-    detail: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass
-class LoadResult:
-    """What ``load_documents`` found: the documents, and what it skipped."""
-
-    documents: list[Document] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-
-    def report(self, max_names: int = 3) -> str:
-        """One line per kind of skip, or "" when nothing was skipped.
-
-        >>> LoadResult([], [Skipped("a.bin", "binary"), Skipped("e.txt", "empty")]).report()
-        'skipped 2 files: 1 binary (a.bin), 1 empty (e.txt)'
-        """
-        hidden = [s for s in self.skipped if s.reason == "hidden"]
-        pages = [s for s in self.skipped if s.reason == "PDF page without text"]
-        files = [s for s in self.skipped if s.reason not in ("hidden", "PDF page without text")]
-        lines = []
-        if files:
-            by_reason: dict[str, list[str]] = {}
-            for s in files:
-                by_reason.setdefault(s.reason, []).append(s.path)
-            parts = [f"{len(names)} {reason} ({_some(names, max_names)})" for reason, names in by_reason.items()]
-            lines.append(f"skipped {len(files)} file{'' if len(files) == 1 else 's'}: " + ", ".join(parts))
-        if pages:
-            per_file = Counter(s.path for s in pages)
-            lines.append(f"skipped {len(pages)} PDF page(s) without text (scanned images need OCR first): "
-                         + _some([f"{path} ({n})" for path, n in per_file.items()], max_names))
-        if hidden:
-            lines.append(f"ignored {len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} "
-                         f"({_some([s.path for s in hidden], max_names)})")
-        return "\n".join(lines)
-
-
-def _some(names: list[str], most: int) -> str:
-    """``a, b, c`` or ``a, b, c and 4 more``."""
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
-
-
-# Characters that carry nothing to read. Whitespace is caught by str.isspace();
-# the Unicode categories are Cc (control), Cf (format: zero-width space U+200B,
-# joiners, BOM U+FEFF, soft hyphen U+00AD, ...), the separators Z*, combining
-# marks (Mn, Me) with no letter to sit on, and private-use characters (Co: the
-# icons of symbol fonts, in PDFs). A few characters are listed by hand: letters
-# that render as blanks (Hangul fillers, the blank Braille pattern) and the
-# replacement character U+FFFD left by a failed conversion. all-MiniLM-L6-v2's
-# tokenizer drops all of these but the blank letters, so "not blank" means
-# "gives at least one token" (a test checks it on every Unicode character).
-_NOTHING_TO_READ_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Co"})
-_NOTHING_TO_READ_CHARACTERS = frozenset("\u115f\u1160\u2800\u3164\uffa0\ufffd")
-
-
-def is_blank(text: str) -> bool:
-    """True if ``text`` holds nothing to read: only whitespace, invisible characters (see above), or nothing."""
-    return all(ch.isspace() or ch in _NOTHING_TO_READ_CHARACTERS
-               or unicodedata.category(ch) in _NOTHING_TO_READ_CATEGORIES for ch in text)
-
-
-def load_documents(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
-                   max_bytes: int | None = MAX_FILE_BYTES) -> LoadResult:
-    """Load text, Markdown, reStructuredText and PDF files, and folders of them.
-
-    ``paths`` is one path or a list of paths (files and folders, in the order
-    given; each folder is walked recursively, entries sorted by name). Returns
-    a ``LoadResult``: ``.documents`` (one per text file, one per PDF page with
-    text) and ``.skipped`` (what was passed over inside folders, and why;
-    ``.report()`` prints it). A file reached twice (named twice, or also inside
-    a named folder) is loaded once; the second time is reported.
-
-    Raises ``FileNotFoundError`` for a path that does not exist,
-    ``DocumentError`` for a named file that cannot be loaded, and
-    ``DocumentError`` too when nothing at all could be loaded.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not isinstance(paths, Iterable):
-        raise TypeError(f"paths must be a path or a list of paths, got {type(paths).__name__}")
-    paths = list(paths)
-    if not paths:
-        raise ValueError("paths is empty: give at least one file or folder")
-    for given in paths:
-        if not isinstance(given, (str, os.PathLike)):
-            raise TypeError(f"paths must be file or folder paths, got {type(given).__name__} {given!r}")
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-        raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
-    # Every path is checked before any is read: a typo fails at once, not after minutes of PDFs.
-    for path in map(Path, paths):
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
-
-    result = LoadResult()
-    seen: set[Path] = set()  # resolved paths already read: no file twice, no symlink loops
-    for path in map(Path, paths):
-        if path.is_dir():
-            _load_folder(path, result, seen, max_bytes)
-        else:
-            # A file named by the user: any problem is an error, not a skip.
-            problem = _load_file(path, result, seen, max_bytes)
-            if problem is not None and problem.reason == "already loaded":
-                result.skipped.append(problem)
-            elif problem is not None:
-                raise DocumentError(problem.path, problem.reason, problem.detail)
-    if not result.documents:
-        what = ", ".join(repr(str(p)) for p in paths)
-        report = result.report()
-        raise DocumentError(what, "no documents could be loaded", report.replace("\n", "; ") or "nothing in it")
-    return result
-
-
-def _load_folder(folder: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> None:
-    """Walk ``folder`` in sorted order; every file that fails goes to ``result.skipped``."""
-    real = folder.resolve()
-    if real in seen:
-        result.skipped.append(Skipped(str(folder), "already loaded", "a folder reached twice (a symbolic link?)"))
-        return
-    seen.add(real)
-    try:
-        entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    except OSError as err:
-        result.skipped.append(Skipped(str(folder), "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            result.skipped.append(Skipped(str(entry), "hidden"))
-        elif entry.is_dir():
-            _load_folder(entry, result, seen, max_bytes)
-        else:
-            problem = _load_file(entry, result, seen, max_bytes)
-            if problem is not None:
-                result.skipped.append(problem)
-
-
-def _load_file(path: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> Skipped | None:
-    """Append the file's documents to ``result``; return why not, if it cannot be loaded."""
-    name = str(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        return Skipped(name, "unsupported extension",
-                       f"{suffix or 'no extension'}; supported: {' '.join(SUPPORTED_SUFFIXES)}")
-    try:
-        info = path.stat()
-    except OSError as err:  # a broken symbolic link, for one
-        return Skipped(name, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
-    if not stat.S_ISREG(info.st_mode):
-        # Reading a FIFO or a device would block or never end.
-        return Skipped(name, "not a regular file")
-    if max_bytes is not None and info.st_size > max_bytes:
-        return Skipped(name, "too large", f"{info.st_size:,} bytes, the limit is {max_bytes:,}")
-    real = path.resolve()
-    if real in seen:
-        return Skipped(name, "already loaded")
-    seen.add(real)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        return Skipped(name, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
-    if suffix == ".pdf":
-        return _load_pdf(name, data, result)
-    return _load_text(name, data, result)
-
-
-def _load_text(name: str, data: bytes, result: LoadResult) -> Skipped | None:
-    """Decode a text file as UTF-8: one Document, or the reason it is refused."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return Skipped(name, "binary", "a UTF-16 byte-order mark: save the file as UTF-8")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        return Skipped(name, "binary", f"NUL byte at offset {nul}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        return Skipped(name, "invalid UTF-8",
-                       f"byte 0x{data[err.start]:02x} at offset {err.start}, line {line}; save the file as UTF-8")
-    text = text.removeprefix("\ufeff")  # the UTF-8 byte-order mark some editors write
-    if is_blank(text):
-        return Skipped(name, "empty", "no bytes" if not data else "only whitespace or invisible characters")
-    result.documents.append(Document(text=text, source=name))
-    return None
-
-
-def _load_pdf(name: str, data: bytes, result: LoadResult) -> Skipped | None:
-    """One Document per PDF page that has text; pages without text are reported."""
-    # pypdf is imported here: only PDF users pay for it.
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError, PyPdfError
-
-    if not data:
-        return Skipped(name, "empty", "no bytes")
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            # Many PDFs are encrypted with an empty password (printing or copying
-            # restrictions only): those open. The others need their password.
-            return Skipped(name, "encrypted PDF", "it needs a password; save a decrypted copy")
-        n_pages = len(reader.pages)
-    except DependencyError as err:
-        return Skipped(name, "encrypted PDF", f"{err}; pip install cryptography")
-    except (PyPdfError, ValueError, KeyError, TypeError) as err:  # what pypdf raises on a damaged file
-        return Skipped(name, "not a readable PDF", f"{type(err).__name__}: {err}")
-
-    documents, blank_pages = [], []
-    for number in range(1, n_pages + 1):
-        try:
-            text = reader.pages[number - 1].extract_text()
-        except (PyPdfError, ValueError, KeyError, TypeError) as err:
-            result.skipped.append(Skipped(name, "PDF page unreadable", f"page {number}: {type(err).__name__}: {err}"))
-            continue
-        if is_blank(text):
-            blank_pages.append(Skipped(name, "PDF page without text", f"page {number}"))
-        else:
-            documents.append(Document(text=text, source=name, page=number))
-    if not documents:
-        return Skipped(name, "empty", f"no text in any of its {n_pages} page(s); a scanned PDF needs OCR first")
-    result.documents.extend(documents)
-    result.skipped.extend(blank_pages)
-    return None
+    return chunk.source == question.source and max(chunk.start, question.start) < min(chunk.end, question.end)

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from .knowledge_base import SAMPLE_QUESTION
 from ._infra.models import ModelLoadError
-from .pipeline import ContextOverflowError, RAGPipeline
+from .engine.pipeline import ContextOverflowError, RAGPipeline
 
 __all__ = ["RAGExplorer", "make_explorer", "scores_figure", "figure_png"]
 

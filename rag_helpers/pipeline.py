@@ -1,274 +1,48 @@
-"""The whole pipeline in one object (notebook 07): the one place that assembles the steps.
+# Generated from notebooks/07_full_pipeline.ipynb by tools/nbexport.py: edit the notebook, not this file.
+# Each block below is one `#| export` cell of the notebook, verbatim, in order.
 
-    question ──embed──▶ query vector ──search──▶ top-k documents
-             ──prompt──▶ CONTEXT / QUESTION / ANSWER ──generate──▶ answer
+"""Notebook 07: the six steps of retrieval-augmented generation, chained.
 
-``answer(question)`` is ``prepare`` (retrieve, then build the prompt that fits
-the model's window) followed by ``generate``. Front ends (the command line,
-the notebook explorer) call these two and never assemble steps themselves.
+    question --embed--> (dim,) unit vector --cosine_scores--> (n_docs,) --top_k--> k documents
+             --build_prompt--> CONTEXT / QUESTION / ANSWER --generator.generate--> answer
+
+Steps 1 to 5 are the course modules of notebooks 01 to 05, step 6 the
+generator of notebook 06 (``rag_helpers.load_generator()``): this module only
+chains them. ``rag_helpers.RAGPipeline`` does the same with its extras: the
+document vectors kept in one object, a prompt trimmed to fit the model's
+window, streaming, "I don't know" below a score, documents from files.
 """
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 
-from sentence_transformers import SentenceTransformer
+import numpy as np
 
-from ._infra.embedding_cache import embed_cached
-from ._infra.validation import check_k, check_positive_int, check_query_text, check_texts
-from .blocked_search import search_blocked
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_documents
-from .documents import Document, load_documents
-from .embeddings import embed, load_encoder
-from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator, print_piece
-from .prompts import PROMPT_STYLES, build_prompt, fit_documents
-from .retrieval import Hit
-
-__all__ = [
-    "RAGPipeline",
-    "RAGResult",
-    "ContextTrimmedWarning",
-    "ContextOverflowError",
-    "SkippedFilesWarning",
-    "ABSTAIN_ANSWER",
-]
-
-#: What the pipeline answers, without asking the model, when no document
-#: scores at least ``min_score``.
-ABSTAIN_ANSWER = "I don't know: none of the documents is close enough to the question."
+from rag_helpers.embeddings import embed        # 01 (and 02): texts -> unit rows
+from rag_helpers.scoring import cosine_scores   # 03: one matrix-vector product
+from rag_helpers.topk import top_k              # 04: the k best, best first
+from rag_helpers.prompts import build_prompt    # 05: the CONTEXT / QUESTION / ANSWER text
 
 
-class ContextOverflowError(ValueError):
-    """No prompt fits the context window (the question, or even the best document, is too long).
+def retrieve(question: str, documents: Sequence[str], doc_vecs: np.ndarray, encoder,
+             k: int = 2) -> list[tuple[float, str]]:
+    """The ``k`` documents most similar to ``question``: ``[(score, document), ...]``, best first.
 
-    ``hits`` holds what retrieval found, so that a front end can still show it.
+    doc_vecs: (n_docs, dim) float32 unit rows, ``embed(documents, encoder)``, row i for documents[i].
     """
-
-    def __init__(self, message: str, hits: list[Hit]) -> None:
-        super().__init__(message)
-        self.hits = hits
-
-
-class SkippedFilesWarning(UserWarning):
-    """Files in a folder given to ``from_files`` were not loaded; the message says which and why."""
+    query_vec = embed([question], encoder)[0]    # (dim,) float32, unit length
+    scores = cosine_scores(query_vec, doc_vecs)   # (n_docs,) float32 cosine similarities
+    best = top_k(scores, k)                       # (k,) indices, best first, ties in index order
+    return [(float(scores[i]), documents[i]) for i in best]
 
 
-class ContextTrimmedWarning(UserWarning):
-    """Some retrieved documents were left out of the prompt to fit the context window."""
+def answer(question: str, documents: Sequence[str], doc_vecs: np.ndarray, encoder, generator,
+           k: int = 2, max_new_tokens: int = 128) -> tuple[list[tuple[float, str]], str, str]:
+    """Retrieve, build the prompt, generate: ``(hits, prompt, answer)``.
 
-
-@dataclass
-class RAGResult:
-    """What one question went through: the hits, the prompt, and the answer."""
-
-    question: str
-    hits: list[Hit]  # (score, document) pairs, best first; hit.location says where from
-    prompt: str | None  # None when the pipeline abstained (no prompt was sent)
-    answer: str | None  # None until generated (``prepare``, or ``answer(generate=False)``)
-    context: list[str] = field(default_factory=list)  # the documents in the prompt, best first
-    abstained: bool = False  # True when the best score was below ``min_score``
-
-    @property
-    def trimmed(self) -> int:
-        """How many retrieved documents were left out of the prompt to fit the window."""
-        return len(self.hits) - len(self.context) if self.prompt is not None else 0
-
-
-class RAGPipeline:
-    """Retrieval-augmented generation over a list of documents.
-
-    >>> pipe = RAGPipeline(SAMPLE_DOCUMENTS, k=2)          # doctest: +SKIP
-    >>> res = pipe.answer("which planet is the biggest?")  # doctest: +SKIP
-    >>> res.hits[0]                                        # doctest: +SKIP
-    (0.7672..., 'Jupiter is the largest planet in our solar system.')
-
-    The documents are embedded once, here (``cache_embeddings=True`` keeps
-    them on disk for the next pipeline over the same documents and model).
-    The generator is loaded on the first answer that needs it (retrieval
-    alone never pays for it) unless one is given. With ``min_score`` set, a
-    question whose best document scores below it gets ``ABSTAIN_ANSWER``
-    ("I don't know ...") without the model being asked. ``prompt_style`` is
-    one of ``prompts.PROMPT_STYLES``: "plain" (the seed layout), "cite"
-    (numbered documents, cite them) or "idk" (say "I don't know" when the
-    context does not hold the answer).
+    generator: a loaded language model (``rag_helpers.load_generator()``); its
+    ``generate(prompt, max_new_tokens)`` decodes greedily, so the answer is the same on every run.
     """
-
-    def __init__(
-        self,
-        documents: Sequence[str],
-        k: int = 2,
-        *,
-        encoder: SentenceTransformer | None = None,
-        generator: Generator | None = None,
-        embedding_model: str | None = None,
-        generator_model: str | None = None,
-        device: str | None = None,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        cache_embeddings: bool = False,
-        min_score: float | None = None,
-        sources: Sequence[object] | None = None,
-        prompt_style: str = "plain",
-    ) -> None:
-        self.documents = check_texts(documents)
-        self.k = check_k(k, len(self.documents))
-        self.max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
-        self.min_score = None if min_score is None else float(min_score)
-        if prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"prompt_style must be one of {sorted(PROMPT_STYLES)}, got {prompt_style!r}")
-        self.prompt_style = prompt_style
-        if sources is not None and len(sources) != len(self.documents):
-            raise ValueError(f"sources has {len(sources)} entries for {len(self.documents)} documents")
-        self.sources = list(sources) if sources is not None else None
-        self.encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
-        # Opt-in: the cache writes a file under the user cache folder, and a
-        # rebuilt pipeline over the same documents then skips the encoder.
-        if cache_embeddings:
-            self.doc_embeddings, self.embedding_cache = embed_cached(self.documents, self.encoder, report=True)
-        else:
-            self.doc_embeddings, self.embedding_cache = embed(self.documents, self.encoder), None
-        # self.doc_embeddings: (n_docs, dim) float32, unit rows
-        self._generator = generator
-        self._generator_model = generator_model
-        self._device = device
-
-    @classmethod
-    def from_files(
-        cls,
-        paths: str | os.PathLike | Sequence[str | os.PathLike] | Sequence[Document],
-        *,
-        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-        overlap: int = DEFAULT_OVERLAP,
-        k: int = 4,
-        encoder: SentenceTransformer | None = None,
-        embedding_model: str | None = None,
-        device: str | None = None,
-        **options,
-    ) -> RAGPipeline:
-        """A pipeline over files and folders (.txt .md .rst .pdf), cut into chunks of the encoder's tokens.
-
-        ``paths`` may also be a list of ``Document`` (e.g. ``corpus.load_python_docs()``).
-        Every chunk is at most ``chunk_tokens`` tokens, overlapping the one
-        before by up to ``overlap``; each hit carries its ``Chunk``, so
-        ``hit.location`` cites ``path:line`` (or the PDF page). Files skipped
-        inside folders (binary, empty, unsupported, ...) are reported in one
-        ``SkippedFilesWarning``. ``options`` go to ``RAGPipeline``.
-        """
-        if isinstance(paths, Sequence) and paths and all(isinstance(p, Document) for p in paths):
-            documents = list(paths)
-        else:
-            loaded = load_documents(paths)
-            if loaded.skipped:
-                warnings.warn(loaded.report(), SkippedFilesWarning, stacklevel=2)
-            documents = loaded.documents
-        encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
-        chunks: list[Chunk] = chunk_documents(
-            documents, encoder, chunk_tokens, overlap, progress=len(documents) >= 100
-        )
-        k = min(check_k(k, 10**9), len(chunks))
-        return cls([c.text for c in chunks], k, encoder=encoder, device=device, sources=chunks, **options)
-
-    @property
-    def generator(self) -> Generator:
-        """The language model, loaded on first use."""
-        if self._generator is None:
-            self._generator = load_generator(self._generator_model, self._device)
-        return self._generator
-
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        """The ``k`` (default: the pipeline's) best documents as ``Hit(score, document)``, best first."""
-        question = check_query_text(question, name="question")
-        return self._retrieve(question, self.k if k is None else check_k(k, len(self.documents)))
-
-    def _retrieve(self, question: str, k: int) -> list[Hit]:
-        # Inputs were checked once, where they came in; the query vector is
-        # a unit row by construction, so the search kernel can trust it.
-        query_vec = embed([question], self.encoder)  # (1, dim) float32
-        indices, scores = search_blocked(query_vec, self.doc_embeddings, k)
-        return [
-            Hit(score, self.documents[i], i, self.sources[i] if self.sources else None)
-            for i, score in zip(indices[0].tolist(), scores[0].tolist())
-        ]
-
-    def prepare(self, question: str, k: int | None = None, *, fit: bool = True,
-                max_new_tokens: int | None = None) -> RAGResult:
-        """Retrieve and build the prompt, without generating: ``answer`` is None.
-
-        With ``fit=True`` the documents that would overflow the generator's
-        context window (leaving ``max_new_tokens`` for the answer) are left
-        out, least relevant first, with a ``ContextTrimmedWarning``; this
-        loads the generator for its tokenizer. ``fit=False`` never does.
-        Raises ``ContextOverflowError`` (a ``ValueError``) if no prompt fits.
-        """
-        hits = self.retrieve(question, k)
-        if self.min_score is not None and hits[0].score < self.min_score:
-            return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
-        documents = [hit.document for hit in hits]
-        if not fit:
-            return RAGResult(question, hits, build_prompt(question, documents, self.prompt_style), None, documents)
-        max_new_tokens = self._max_new_tokens(max_new_tokens)
-        budget = self.generator.context_window - max_new_tokens
-        try:
-            kept, prompt = fit_documents(question, documents, self.generator.count_tokens, budget,
-                                         self.prompt_style)
-        except ValueError as exc:
-            raise ContextOverflowError(f"{self.generator.display_name}: {exc}", hits) from None
-        if len(kept) < len(documents):
-            warnings.warn(
-                f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
-                f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
-                ContextTrimmedWarning,
-                stacklevel=2,
-            )
-        return RAGResult(question, hits, prompt, None, kept)
-
-    def generate(
-        self,
-        prepared: RAGResult,
-        *,
-        max_new_tokens: int | None = None,
-        stream: bool | Callable[[str], object] = False,
-        **sampling,
-    ) -> RAGResult:
-        """The answer to a prepared question: ``prepared`` with ``answer`` filled in.
-
-        ``stream=True`` prints the answer as it is written; a callable gets
-        each piece instead. ``sampling``: the fields of ``generation.Sampling``.
-        An abstention is returned as it is: the model is not asked.
-        """
-        if prepared.abstained or prepared.prompt is None:
-            return prepared
-        max_new_tokens = self._max_new_tokens(max_new_tokens)
-        if not stream:
-            answer = self.generator.generate(prepared.prompt, max_new_tokens, **sampling)
-        else:
-            on_text = print_piece if stream is True else stream
-            pieces = []
-            for piece in self.generator.stream(prepared.prompt, max_new_tokens, **sampling):
-                on_text(piece)
-                pieces.append(piece)
-            answer = "".join(pieces).strip()
-        return replace(prepared, answer=answer)
-
-    def answer(
-        self,
-        question: str,
-        k: int | None = None,
-        *,
-        generate: bool = True,
-        max_new_tokens: int | None = None,
-        **generation_options,
-    ) -> RAGResult:
-        """Retrieve, build the prompt and (unless ``generate=False``) generate the answer.
-
-        ``prepare`` then ``generate``; ``generation_options`` go to
-        ``generate`` (``stream``, ``do_sample``, ``temperature``, ``seed``, ...).
-        """
-        prepared = self.prepare(question, k, fit=generate, max_new_tokens=max_new_tokens)
-        if not generate:
-            return prepared
-        return self.generate(prepared, max_new_tokens=max_new_tokens, **generation_options)
-
-    def _max_new_tokens(self, value: int | None) -> int:
-        return self.max_new_tokens if value is None else check_positive_int(value, "max_new_tokens")
+    hits = retrieve(question, documents, doc_vecs, encoder, k)
+    prompt = build_prompt(question, [document for _, document in hits])
+    return hits, prompt, generator.generate(prompt, max_new_tokens)

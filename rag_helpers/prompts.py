@@ -1,183 +1,71 @@
-"""Step 5 of the pipeline: the prompt the generator sees (notebook 05).
+# Generated from notebooks/05_prompts.ipynb by tools/nbexport.py: edit the notebook, not this file.
+# Each block below is one `#| export` cell of the notebook, verbatim, in order.
 
-Three jobs, in the order notebook 05 teaches them:
+"""Step 5 of the pipeline: the prompt the generator reads (notebook 05).
 
-* ``build_prompt``: the retrieved documents and the question in the course's
-  plain CONTEXT / QUESTION / ANSWER layout, or a variant of it (``style``);
-* ``chat_messages``: that prompt as the one user turn an instruct model's
-  chat template expects;
-* ``fit_documents``: keep only as many documents (best first) as fit the
-  model's context window, given a function that counts tokens.
-
-Retrieved text is untrusted: every document and the question go through
-``injection.neutralize`` first, so that none of them can forge a section
-header or a chat-template control token, and each multi-line document stays
-one block (its lines after the first are indented). An ordinary one-line
-document comes out exactly as it went in.
+The retrieved documents and the question become one text, in the course's
+CONTEXT / QUESTION / ANSWER layout; the chat template wraps that text as the
+one user turn of a conversation; and only as many documents (best first) are
+kept as fit the model's context window, counted in tokens.
 """
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from ._infra.validation import check_texts
-from .injection import check_text, neutralize
-
-__all__ = ["build_prompt", "chat_messages", "fit_documents", "undefended_prompt", "PROMPT_STYLES"]
-
-#: What each style adds before the CONTEXT / QUESTION / ANSWER sections.
-#: "plain" is the course's seed layout; "cite" numbers the documents.
-PROMPT_STYLES: dict[str, str] = {
-    "plain": "",
-    "cite": (
-        "Answer the question using the numbered documents in the context. "
-        "After each fact you use, cite the number of its document in square brackets, like [1].\n\n"
-    ),
-    "idk": (
-        "Answer the question using only the context. "
-        "If the context does not contain the answer, answer \"I don't know\".\n\n"
-    ),
-}
-
-# Lines after the first of a multi-line document (or question) start with
-# this, so every line at the left margin of the context starts a document:
-# one document can never pass for two.
-CONTINUATION_INDENT = "  "
+if TYPE_CHECKING:  # for the type hints only: importing transformers takes seconds
+    from transformers import PreTrainedTokenizerBase
 
 
-def build_prompt(question: str, documents: Sequence[str], style: str = "plain") -> str:
-    """The retrieved documents and the question, in the course's layout::
+def build_prompt(question: str, documents: Sequence[str]) -> str:
+    """The documents (best first, one per line) and the question, in the course's layout::
 
         CONTEXT:
-        <doc 1>
-        <doc 2>
+        <document 1>
+        <document 2>
 
         QUESTION:
         <question>
 
         ANSWER:
 
-    Documents come in the order given (best first, as ``retrieve`` returns
-    them), one per line. Each goes through ``injection.neutralize``: an
-    ordinary sentence is pasted as it is, while a forged header loses its
-    colon (``ANSWER: x`` -> ``ANSWER - x``) and a control token is escaped
-    (``<|im_start|>`` -> ``&lt;|im_start|&gt;``); the lines after the first of
-    a multi-line document are indented by two spaces.
-
-    ``style``: "plain" (the layout above), "cite" (documents numbered
-    ``[1]``, ``[2]``, ... and the model asked to cite them) or "idk" (the
-    model told to answer "I don't know" when the context lacks the answer).
-    The two variants put one sentence of instructions before ``CONTEXT:``.
+    The model continues the text it is given, and the natural continuation of
+    an empty answer section is an answer; the question comes last, right
+    before it, so it is the last thing the model reads.
     """
-    question_text, blocks = _neutralized(question, documents)
-    return _layout(question_text, blocks, style)
-
-
-def undefended_prompt(question: str, documents: Sequence[str]) -> str:
-    """The seed layout with the documents and question pasted verbatim: no defence at all.
-
-    For demonstrations and ``benchmarks/injection.py`` only: this is what
-    prompt injection exploits. Use ``build_prompt``.
-    """
-    question = check_text(question, name="question")
-    documents = check_texts(documents, name="documents")
-    context = "\n".join(documents)
-    return f"CONTEXT:\n{context}\n\nQUESTION:\n{question}\n\nANSWER:\n"
-
-
-def _neutralized(question: str, documents: Sequence[str]) -> tuple[str, list[str]]:
-    # Checks first (clear errors naming the bad document), then the defences.
-    check_text(question, name="question")
-    documents = check_texts(documents, name="documents")
-    question_text = neutralize(question, name="question")
-    blocks = [neutralize(doc, name=f"documents[{i}]") for i, doc in enumerate(documents)]
-    return question_text, blocks
-
-
-def _block(text: str) -> str:
-    # A neutralized text has only "\n" line breaks and no leading or trailing whitespace.
-    return text.replace("\n", "\n" + CONTINUATION_INDENT)
-
-
-def _layout(question: str, documents: Sequence[str], style: str = "plain") -> str:
-    # The layout alone, for callers that neutralized their inputs already.
-    try:
-        instructions = PROMPT_STYLES[style]
-    except (KeyError, TypeError):
-        raise ValueError(f"style must be one of {sorted(PROMPT_STYLES)}, got {style!r}") from None
-    if style == "cite":
-        lines = [f"[{i}] {_block(doc)}" for i, doc in enumerate(documents, start=1)]
-    else:
-        lines = [_block(doc) for doc in documents]
-    context = "\n".join(lines)
-    return f"{instructions}CONTEXT:\n{context}\n\nQUESTION:\n{_block(question)}\n\nANSWER:\n"
+    context = "\n".join(documents)  # one document per line, best first
+    return "CONTEXT:\n" + context + "\n\nQUESTION:\n" + question + "\n\nANSWER:\n"
 
 
 def chat_messages(prompt: str) -> list[dict[str, str]]:
     """The prompt as a chat: one user turn, which ``tokenizer.apply_chat_template`` wraps.
 
     Instruct models were trained on conversations written in their own
-    template (``<|im_start|>user ... <|im_end|>`` for SmolLM2 and LFM2); a bare
-    prompt without it reads to them like the middle of a document.
+    template (``<|im_start|>user ... <|im_end|>`` for SmolLM2); a bare prompt
+    without it reads to them like the middle of a document.
     """
     return [{"role": "user", "content": prompt}]
 
 
+def count_templated_tokens(tokenizer: "PreTrainedTokenizerBase", prompt: str) -> int:
+    """How many tokens the model reads for ``prompt``: the chat template's tokens included."""
+    templated = tokenizer.apply_chat_template(chat_messages(prompt), tokenize=False, add_generation_prompt=True)
+    # The template wrote the special tokens as text already: don't add them twice.
+    return len(tokenizer(templated, add_special_tokens=False)["input_ids"])
+
+
 def fit_documents(
-    question: str,
-    documents: Sequence[str],
-    count_tokens: Callable[[str], int],
-    budget: int,
-    style: str = "plain",
+    question: str, documents: Sequence[str], count_tokens: Callable[[str], int], budget: int
 ) -> tuple[list[str], str]:
     """The longest prefix of ``documents`` (best first) whose prompt fits in ``budget`` tokens.
 
-    Parameters
-    ----------
-    question, documents, style : as for ``build_prompt``, documents best first
-    count_tokens : tokens a prompt takes, e.g. ``generator.count_tokens``
-        (the chat template included)
-    budget : tokens the prompt may use: the context window less the tokens
-        kept for the answer
-
-    Returns
-    -------
-    ``(kept_documents, prompt)``: the kept documents as given, and the
-    prompt ``build_prompt`` makes from them. Least relevant documents are
-    dropped first. All documents are tried first, so in the usual case (they
-    fit) the prompt is built and counted exactly once.
-
-    Raises ``ValueError`` if not even the best document fits (naming the
-    question when it is the question that is too long).
+    ``count_tokens(prompt)`` counts a prompt's tokens, chat template included
+    (``generator.count_tokens``, or ``count_templated_tokens`` with a tokenizer);
+    ``budget`` is the context window less the tokens kept for the answer.
+    Returns ``(kept_documents, prompt)``: the least relevant documents are the
+    ones left out. Raises ``ValueError`` when not even the best one fits.
     """
-    question_text, blocks = _neutralized(question, documents)
-    documents = list(documents)
-
-    def fits(keep: int) -> str | None:
-        prompt = _layout(question_text, blocks[:keep], style)
-        return prompt if count_tokens(prompt) <= budget else None
-
-    prompt = fits(len(documents))
-    if prompt is not None:
-        return documents, prompt
-    # The token count grows with every document added, so the longest prefix
-    # that fits is found by bisection: a handful of counts even for k = 40.
-    best, lo, hi = None, 1, len(documents) - 1
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        candidate = fits(mid)
-        if candidate is not None:
-            best, lo = (mid, candidate), mid + 1
-        else:
-            hi = mid - 1
-    if best is not None:
-        return documents[: best[0]], best[1]
-    question_alone = count_tokens(_layout(question_text, [], style))
-    if question_alone > budget:
-        raise ValueError(
-            f"the question alone makes a prompt of {question_alone} tokens, more than the "
-            f"{budget} the context window leaves for the prompt: ask a shorter question"
-        )
-    raise ValueError(
-        f"even the best document alone does not fit the context window ({budget} tokens left "
-        "for the prompt): split the documents into smaller chunks, or leave fewer tokens for the answer"
-    )
+    for keep in range(len(documents), 0, -1):  # all of them first: the usual case, one count
+        prompt = build_prompt(question, documents[:keep])
+        if count_tokens(prompt) <= budget:
+            return list(documents[:keep]), prompt
+    raise ValueError(f"even the best document alone makes a prompt of more than {budget} tokens: "
+                     "split the documents into smaller chunks, or keep fewer tokens for the answer")

@@ -1,110 +1,41 @@
-"""Scoring: the cosine similarity of a query with every document.
+# Generated from notebooks/03_vectorized_scoring.ipynb by tools/nbexport.py: edit the notebook, not this file.
+# Each block below is one `#| export` cell of the notebook, verbatim, in order.
 
-For unit vectors the cosine is the dot product, so scoring a whole corpus is
-one matrix-vector product, ``docs @ query``. ``cosine_scores_loop`` is the
-same computation as a plain Python loop: the baseline notebook 03 times.
+"""Step 3 of RAG (notebook 03): score every document against the query.
+
+For unit vectors the cosine similarity is the dot product, so the scores of a
+whole corpus are one matrix-vector product, docs @ query. cosine_scores_loop
+is the same arithmetic as a plain Python loop: the baseline that shows what
+the matrix-vector product saves.
 """
-from __future__ import annotations
-
 import numpy as np
 
-from ._infra.validation import as_float_array, describe_rows
-from .vectors import UNIT_TOLERANCE, check_unit_rows
 
-__all__ = ["cosine_scores", "cosine_scores_loop", "prepare_query_and_docs", "check_scores"]
+def cosine_scores_loop(query: list[float], docs: list[list[float]]) -> list[float]:
+    """The dot product of the query with every document, one multiply-add at a time.
 
-
-def prepare_query_and_docs(query: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a query (or batch of queries) against a document matrix.
-
-    Returns ``(query, docs)`` as arrays of one floating dtype: the documents'
-    own (float32 stays float32, so the big matrix is never copied), with the
-    small query cast to match it.
-
-    Checks: shapes, matching dimension, the query finite and unit length.
-    The documents are not re-read here (that would double the cost of a
-    search); their finiteness and unit length are checked on the scores.
+    query: d numbers; docs: n rows of d numbers. Python lists (array.tolist()):
+    looping over a NumPy array would pay for a NumPy scalar at every step.
+    Returns n Python floats (float64); for unit vectors, n cosines.
     """
-    q = as_float_array(query, name="query")
-    d = as_float_array(docs, name="docs", ndims=(2,))
-    if d.dtype not in (np.float32, np.float64):
-        d = d.astype(np.float32)
-    if q.shape[-1] != d.shape[1]:
-        raise ValueError(
-            f"dimension mismatch: query vectors have {q.shape[-1]} values but documents have "
-            f"{d.shape[1]} (query shape {q.shape}, docs shape {d.shape})"
-        )
-    check_unit_rows(q, name="query")
-    return q.astype(d.dtype, copy=False), d
-
-
-def check_scores(scores: np.ndarray, *, first_doc: int = 0) -> None:
-    """Raise if scores show non-finite or non-normalized documents.
-
-    A NaN or infinity anywhere in a document row always reaches its score, so
-    this O(n) pass over the scores stands in for an O(n * d) pass over the
-    documents. A cosine outside [-1, 1] means a document was not normalized.
-    """
-    limit = 1.0 + UNIT_TOLERANCE
-    # Fast path, two passes that allocate nothing: min and max propagate NaN,
-    # and every comparison with NaN is False, so NaN, infinities and
-    # out-of-range cosines all fail this test. Only then do we find the rows.
-    if scores.size == 0 or (scores.min() >= -limit and scores.max() <= limit):
-        return
-    finite = np.isfinite(scores)
-    if not finite.all():
-        bad_cols = np.flatnonzero(~finite.reshape(-1, scores.shape[-1]).all(axis=0)) + first_doc
-        raise ValueError(
-            f"docs has NaN or infinite values in row(s) {describe_rows(bad_cols)}: "
-            "their scores would be NaN"
-        )
-    # Finite, yet the fast path failed: some cosine is outside [-1, 1].
-    flat = np.abs(scores.reshape(-1, scores.shape[-1])).max(axis=0)
-    bad_cols = np.flatnonzero(flat > limit) + first_doc
-    raise ValueError(
-        f"docs is not L2-normalized: row(s) {describe_rows(bad_cols)} give a cosine of "
-        f"{float(flat[bad_cols[0] - first_doc]):.4g}, outside [-1, 1] "
-        "(call rag_helpers.l2_normalize on the documents first)"
-    )
+    scores = []
+    for doc in docs:
+        total = 0.0
+        for a, b in zip(doc, query):
+            total += a * b  # added in order, one by one: the same steps for every row
+        scores.append(total)
+    return scores
 
 
 def cosine_scores(query: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """Cosine similarity of the query (or queries) with every document.
+    """Cosine similarity of the query (or of each query) with every document.
 
-    Parameters
-    ----------
-    query : (d,) or (q, d) float, unit rows
-    docs : (n, d) float, unit rows
-
-    Returns
-    -------
-    (n,) float32 for one query, (q, n) float32 for a batch.
+    query: (d,) one query, or (q, d) one query per row; unit rows.
+    docs: (n, d) one document per row; unit rows, float32 (or float64).
+    Returns (n,) scores for one query, (q, n) for a batch, in docs' dtype.
     """
-    q, d = prepare_query_and_docs(query, docs)
-    # One BLAS call: (n, d) @ (d,) or (q, d) @ (d, n).
-    scores = d @ q if q.ndim == 1 else q @ d.T
-    check_scores(scores)
-    return scores.astype(np.float32, copy=False)
-
-
-def cosine_scores_loop(query: np.ndarray, docs: np.ndarray) -> np.ndarray:
-    """The same scores as ``cosine_scores`` for one (d,) query, in pure Python.
-
-    No NumPy in the loop: one multiply-add per number, interpreted. This is
-    the baseline that shows what the matrix-vector product saves.
-
-    Returns (n,) float32.
-    """
-    q, d = prepare_query_and_docs(query, docs)
-    if q.ndim != 1:
-        raise ValueError(f"cosine_scores_loop takes one (d,) query, got shape {q.shape}")
-    query_list = q.tolist()
-    scores = []
-    for row in d.tolist():
-        total = 0.0
-        for a, b in zip(query_list, row):
-            total += a * b
-        scores.append(total)
-    result = np.array(scores, dtype=np.float64)
-    check_scores(result)
-    return result.astype(np.float32)
+    if query.ndim == 1:
+        return docs @ query  # (n, d) @ (d,) -> (n,): one matrix-vector product
+    # (q, d) @ (d, n) -> (q, n): one matrix-matrix product, which can use each
+    # document row for every query while it is in the CPU's cache.
+    return query @ docs.T

@@ -1,120 +1,53 @@
-"""Top-k selection: the indices of the k highest scores, best first.
+# Generated from notebooks/04_top_k.ipynb by tools/nbexport.py: edit the notebook, not this file.
+# Each block below is one `#| export` cell of the notebook, verbatim, in order.
 
-The contract is exact: ``top_k(s, k)`` equals
-``np.argsort(-s, kind="stable")[:k]``, so equal scores come out in index
-order. A full sort costs O(n log n); ``np.argpartition`` finds the k winners
-in O(n) and only they get sorted, which wins by 10x or more at large n.
+"""Step 4 of RAG (notebook 04): keep the k best documents, best first.
+
+The definition: top_k(s, k) is np.argsort(-s, kind="stable")[:k], so equal
+scores come out in document order, the earlier document first.
+top_k_partition gives the same answer in O(n) with np.argpartition, which
+matters at a million scores; search puts scoring (notebook 03) and top-k
+together, for one question or a batch.
 """
-from __future__ import annotations
-
-from typing import Literal
-
 import numpy as np
 
-from ._infra.validation import as_float_array, check_k
-
-__all__ = ["top_k", "top_k_rows"]
-
-# Below this many scores a full sort is as fast as partitioning.
-_PARTITION_MIN_N = 2048
+from rag_helpers.scoring import cosine_scores
 
 
-def top_k(
-    scores: np.ndarray,
-    k: int,
-    *,
-    method: Literal["auto", "argsort", "argpartition"] = "auto",
-) -> np.ndarray:
-    """Indices of the ``k`` highest scores, best first; ties in index order.
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first; equal scores in index order.
 
-    Parameters
-    ----------
-    scores : (n,) float
-        May hold infinities, not NaN (a NaN has no rank).
-    k : int, 1 <= k <= n
-    method : "argsort" sorts everything; "argpartition" partitions first;
-        "auto" picks the faster one for this n and k. All three give the
-        same answer.
-
-    Returns
-    -------
-    (k,) int64 indices into ``scores``.
+    scores: (n,) float, no NaN; 1 <= k <= n. Returns (k,) int64.
     """
-    s = as_float_array(scores, name="scores", ndims=(1,))
-    k = check_k(k, s.shape[0], what="scores")
-    if method not in ("auto", "argsort", "argpartition"):
-        raise ValueError(f"method must be 'auto', 'argsort' or 'argpartition', got {method!r}")
-    if method == "argsort" or (method == "auto" and not _partition_pays(s.shape[0], k)):
-        if np.isnan(s).any():
-            raise ValueError(f"scores has NaN at position(s) {np.flatnonzero(np.isnan(s))[:5].tolist()}")
-        return np.argsort(-s, kind="stable")[:k]
-    indices, _ = top_k_rows(s[None, :], k)
-    return indices[0]
+    # Negate rather than reverse: a reversed ascending sort puts tied later
+    # documents first. kind="stable" keeps equal scores in index order.
+    return np.argsort(-scores, kind="stable")[:k]
 
 
-def _partition_pays(n: int, k: int) -> bool:
-    return n >= _PARTITION_MIN_N and k <= n // 8
+def top_k_partition(scores: np.ndarray, k: int) -> np.ndarray:
+    """The same indices as top_k(scores, k), in O(n): argpartition, then sort only k.
 
-
-def top_k_rows(scores: np.ndarray, k: int, *, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of every row of a (q, n) score matrix, with argpartition.
-
-    Returns ``(indices, values)``, both (q, k), each row best first, ties in
-    index order; ``offset`` is added to the indices (for blocks of a larger
-    corpus). Raises ``ValueError`` on NaN. Assumes ``1 <= k <= n``.
+    scores: (n,) float, no NaN; 1 <= k <= n. Returns (k,) int64, best first,
+    equal scores in index order.
     """
-    q, n = scores.shape
-    if q == 1:
-        # One query, the common case: the same steps on a 1-D row, which
-        # NumPy runs with less overhead per call (it counts at small n).
-        indices, values = _top_k_one_row(scores[0], k)
-        return indices[None, :] + offset, values[None, :]
-    if k == n:
-        part = np.broadcast_to(np.arange(n), (q, n)).copy()
-    else:
-        # The k largest land, unordered, in the last k slots. NaN sorts above
-        # everything, so any NaN in a row would be among them.
-        part = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-    # rows (q, 1) broadcasts against (q, k) column indices: each row picks its
-    # own columns. (The same as np.take_along_axis(..., axis=1), with less
-    # overhead per call, which counts on small inputs.)
-    rows = np.arange(q)[:, None]
-    values = scores[rows, part]
-    if np.isnan(values).any():
-        row = int(np.flatnonzero(np.isnan(values).any(axis=1))[0])
-        raise ValueError(f"scores has NaN in row {row}: a NaN has no rank")
-
-    if k < n:
-        # argpartition breaks ties at the k-th value arbitrarily; the contract
-        # wants the lowest indices. Fix the rows where the cut splits a tie.
-        threshold = values.min(axis=1)
-        ties_total = np.count_nonzero(scores == threshold[:, None], axis=1)
-        ties_kept = np.count_nonzero(values == threshold[:, None], axis=1)
-        for r in np.flatnonzero(ties_total > ties_kept):
-            above = np.flatnonzero(scores[r] > threshold[r])
-            tied = np.flatnonzero(scores[r] == threshold[r])[: k - above.size]
-            part[r] = np.concatenate([above, tied])
-            values[r] = scores[r, part[r]]
-
-    # Sort the k winners: by score descending, then by index ascending.
-    order = np.lexsort((part, -values), axis=1)
-    return part[rows, order].astype(np.int64, copy=False) + offset, values[rows, order]
+    candidates = np.argpartition(-scores, k - 1)[:k]  # the k best, unordered; ties at the cut arbitrary
+    threshold = scores[candidates].min()              # the k-th best score
+    above = np.flatnonzero(scores > threshold)        # ascending index order
+    at_threshold = np.flatnonzero(scores == threshold)[: k - len(above)]  # the lowest indices of the tie
+    winners = np.concatenate([above, at_threshold])   # (k,) in index order...
+    return winners[np.argsort(-scores[winners], kind="stable")]  # ...which the stable sort keeps for ties
 
 
-def _top_k_one_row(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``top_k_rows`` for one row: (n,) scores -> (k,) indices and (k,) values."""
-    n = scores.shape[0]
-    part = np.arange(n) if k == n else np.argpartition(scores, n - k)[n - k :]
-    values = scores[part]
-    threshold = values.min()  # NaN if any score is NaN: argpartition puts NaN among the k largest
-    if threshold != threshold:
-        raise ValueError("scores has NaN in row 0: a NaN has no rank")
-    # Every score left out is <= threshold; more than k at or above it means
-    # the cut split a tie, and the lowest indices must win it.
-    if k < n and np.count_nonzero(scores >= threshold) > k:
-        above = np.flatnonzero(scores > threshold)
-        tied = np.flatnonzero(scores == threshold)[: k - above.size]
-        part = np.concatenate([above, tied])
-        values = scores[part]
-    order = np.lexsort((part, -values))
-    return part[order].astype(np.int64, copy=False), values[order]
+def search(query_vecs: np.ndarray, doc_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best documents for one question or each of a batch, by cosine similarity.
+
+    query_vecs: (d,) or (q, d) unit rows; doc_vecs: (n, d) unit rows; 1 <= k <= n.
+    Returns (indices, scores): (k,) each for one question, (q, k) for a batch;
+    best first, equal scores in index order (top_k's rule).
+    """
+    scores = cosine_scores(query_vecs, doc_vecs)  # (n,) or (q, n)
+    if scores.ndim == 1:
+        indices = top_k(scores, k)                # (k,)
+        return indices, scores[indices]
+    indices = np.stack([top_k(row, k) for row in scores])  # (q, k): one question at a time
+    return indices, np.take_along_axis(scores, indices, axis=1)

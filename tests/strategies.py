@@ -40,3 +40,20 @@ def exact_corpus(draw, max_n: int = 60, max_d: int = 40, max_queries: int = 4):
         return out
 
     return vectors(draw(st.integers(1, max_queries))), vectors(n)
+
+
+@st.composite
+def tied_score_rows(draw, max_rows: int = 4, max_n: int = 300):
+    """(q, n) float32 scores: few distinct levels (ties everywhere), sometimes sorted, sometimes +-0.0 and infinities."""
+    q = draw(st.integers(1, max_rows))
+    n = draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    levels = draw(st.sampled_from([1, 3, 50, 10**6]))
+    scores = (rng.integers(-levels, levels + 1, size=(q, n)) / levels).astype(np.float32)
+    if draw(st.booleans()):
+        scores = np.sort(scores, axis=1)  # rising: the best at the end
+    if draw(st.booleans()):
+        extras = np.float32([-0.0, np.inf, -np.inf])
+        mask = rng.random((q, n)) < 0.05
+        scores[mask] = rng.choice(extras, size=int(mask.sum()))
+    return scores

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import rag_helpers as rh
-from rag_helpers.abstention import (
+from rag_helpers.engine.abstention import (
     DEFAULT_MIN_SCORE,
     best_scores,
     candidate_thresholds,
@@ -28,8 +28,8 @@ from rag_helpers.abstention import (
     error_rates,
     threshold_tradeoff,
 )
-from rag_helpers.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions
-from rag_helpers.pipeline import ABSTAIN_ANSWER
+from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs, load_unanswerable_questions
+from rag_helpers.engine.pipeline import ABSTAIN_ANSWER
 
 OFF_TOPIC = "How do I fold a fitted sheet?"  # one of the unanswerable "off-topic" questions
 
@@ -179,7 +179,7 @@ def test_an_off_topic_question_is_refused_without_loading_the_generator(docs_pip
     assert res.prompt is None and res.context == []
     assert len(res.hits) == 4 and res.hits[0].score < DEFAULT_MIN_SCORE  # the best hits, for inspection
     assert res.hits == docs_pipeline.retrieve(OFF_TOPIC)
-    assert pipe._generator is None  # never loaded
+    assert not pipe.generator_loaded  # never loaded
 
 
 def test_a_refusal_never_touches_a_given_generator(encoder):

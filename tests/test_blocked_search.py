@@ -1,4 +1,4 @@
-"""The block scan behind search (rag_helpers.blocked_search), piece by piece, against plain references.
+"""The block scan behind search (rag_helpers.engine.blocked_search), piece by piece, against plain references.
 
 * the sort keys order (query, score) pairs exactly as (query ascending, score
   descending), -0.0 and 0.0 as equals;
@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers import blocked_search as bs
-from rag_helpers.blocked_search import _merge_block
-from rag_helpers.topk import top_k_rows
+from rag_helpers.engine import blocked_search as bs
+from rag_helpers.engine.blocked_search import _merge_block
+from rag_helpers.engine.topk import top_k_rows
 
 floats32 = st.one_of(
     st.floats(width=32, allow_nan=False),
@@ -143,7 +143,7 @@ def test_merge_block_is_the_stable_argsort_of_everything_seen(few, case):
     # Both branches of the merge, forced: with few = 0 any candidate means
     # "many", with few = 1 the candidates are always sorted themselves.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rh.blocked_search, "_FEW_CANDIDATES", few)
+        patch.setattr(rh.engine.blocked_search, "_FEW_CANDIDATES", few)
         idx, val = _merge_block(best_idx, best_val, scores[:, seen:].T, seen)  # (b, q): one row per document
     expected = reference_top_k_rows(scores, k)
     np.testing.assert_array_equal(idx, expected)
@@ -163,7 +163,7 @@ def _angle_docs(angles: np.ndarray, d: int = 8) -> np.ndarray:
     ids=["every block full of candidates", "no candidates after the first block", "all tied", "random"],
 )
 @pytest.mark.parametrize("k", [1, 7, 50])
-@pytest.mark.parametrize("block_bytes", [4 * 64, 4 * 1000, rh.blocked_search.SCORE_BLOCK_BYTES])
+@pytest.mark.parametrize("block_bytes", [4 * 64, 4 * 1000, rh.engine.blocked_search.SCORE_BLOCK_BYTES])
 def test_search_over_many_blocks_matches_the_stable_argsort(order, k, block_bytes):
     n = 3000
     rng = np.random.default_rng(7)

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-import rag_helpers.bm25 as bm25_module
-from rag_helpers.bm25 import ENGLISH_STOPWORDS, BM25Index, tokenize
+import rag_helpers.engine.bm25 as bm25_module
+from rag_helpers.engine.bm25 import ENGLISH_STOPWORDS, BM25Index, tokenize
 
 PARAMETERS = [(1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (2.0, 1.0), (1.5, 0.0), (0.0, 0.75)]
 
@@ -25,7 +25,7 @@ PARAMETERS = [(1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (2.0, 1.0), (1.5, 0.0), (0.0
 # ------------------------------------------------------------ real text collections
 def python_docs_collection() -> tuple[list[str], list[str]]:
     """The shipped Python FAQ/HOWTO pages cut at blank lines (~4,800 paragraphs), and the 174 FAQ questions."""
-    from rag_helpers.corpus import load_labelled_questions, load_python_docs
+    from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs
 
     paragraphs = [p for doc in load_python_docs() for p in doc.text.split("\n\n") if p.strip()]
     return paragraphs, [q.question for q in load_labelled_questions()]
@@ -137,7 +137,7 @@ def test_idf_and_lengths_are_bm25s_numbers(collection):
 
 def test_real_questions_find_their_page_far_more_often_than_chance():
     # A sanity check of the ranking itself: the FAQ heading's words point to the answer's page.
-    from rag_helpers.corpus import load_labelled_questions, load_python_docs
+    from rag_helpers.engine.corpus import load_labelled_questions, load_python_docs
 
     paragraphs, sources = [], []
     for page in load_python_docs():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag_helpers.chunking import (
+from rag_helpers.engine.chunking import (
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP,
     PARAGRAPH,
@@ -23,7 +23,7 @@ from rag_helpers.chunking import (
     token_windows,
     tokenize_with_offsets,
 )
-from rag_helpers.documents import Document, load_documents
+from rag_helpers.engine.documents import Document, load_documents
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,6 @@ def test_chunks_cover_every_token_within_the_limit_and_overlap(tokenizer, text, 
     for (s1, e1), (s2, e2), a, b in zip(spans, spans[1:], token_sets, token_sets[1:]):
         assert s1 < s2 and e1 < e2  # always forward
         assert len(a & b) <= overlap
-    assert chunk_text(text, tokenizer, chunk_tokens, overlap) == spans  # deterministic
 
 
 @given(st.lists(TEXTS, min_size=1, max_size=4), SIZES, st.sampled_from([None, 1, 7]))
@@ -239,7 +238,7 @@ def test_every_character_the_loader_keeps_gives_a_token(tokenizer):
     # on every assigned Unicode character (one tokenizer call, spaces between).
     import unicodedata
 
-    from rag_helpers.documents import is_blank
+    from rag_helpers.engine.documents import is_blank
 
     kept = [chr(c) for c in range(0x110000)
             if unicodedata.category(chr(c)) not in ("Cn", "Cs", "Co") and not is_blank(chr(c))]
@@ -259,3 +258,60 @@ def test_tokenizing_in_pieces_is_tokenizing_at_once(tokenizer, text, segment_cha
     assert offsets == whole["offset_mapping"]
     same_word = [a == b for a, b in zip(word_ids, word_ids[1:])]
     assert same_word == [a == b for a, b in zip(whole.word_ids(), whole.word_ids()[1:])]
+
+
+# ---------------------------------------------------------------- the engine gives notebook 08's chunks
+# rag_helpers/documents.py is notebook 08's `#| export` cells: boundary_levels, token_windows,
+# chunk_text, chunk_documents as taught. The engine adds argument checks, long texts tokenized in
+# pieces, and a veto (`fits`) that shortens a window that starts or ends inside a word and counts
+# more tokens read alone. On plain text (whole words, spaces, sentence ends, line breaks, blank
+# lines) nothing is vetoed, so the chunks must be the notebook's, exactly.
+
+from rag_helpers import documents as taught  # noqa: E402
+
+PLAIN_WORDS = ["The", "cat", "sat", "on", "the", "mat", "Jupiter", "is", "the", "largest", "planet", "river",
+               "stone", "cloud", "2.", "1.3.", "e.g.", "(see", "below)", "and"]
+PLAIN_GAPS = [" ", " ", " ", " ", ". ", ", ", "\n", "\n\n", "! ", "? ", "; "]
+PLAIN_TEXTS = st.lists(st.tuples(st.sampled_from(PLAIN_WORDS), st.sampled_from(PLAIN_GAPS)), max_size=300).map(
+    lambda pairs: "".join(word + gap for word, gap in pairs))
+LEVELS = st.lists(st.integers(WORD_PIECE, PARAGRAPH), max_size=400).map(lambda inner: [PARAGRAPH, *inner, PARAGRAPH])
+
+
+def test_the_engine_uses_the_taught_levels_and_chunk():
+    assert boundary_levels is taught.boundary_levels and Chunk is taught.Chunk
+    assert (WORD_PIECE, PUNCTUATION, WORD, SENTENCE, PARAGRAPH) == (0, 1, 2, 3, 4)
+
+
+@given(LEVELS, SIZES)
+def test_engine_windows_without_a_veto_are_the_taught_windows(levels, sizes):
+    chunk_tokens, overlap = sizes
+    expected = taught.token_windows(levels, chunk_tokens, overlap)
+    assert token_windows(levels, chunk_tokens, overlap) == expected
+    assert token_windows(levels, chunk_tokens, overlap, fits=lambda start, end: True) == expected
+
+
+@given(PLAIN_TEXTS, SIZES)
+def test_engine_chunk_text_is_the_taught_chunk_text_on_plain_text(tokenizer, text, sizes):
+    chunk_tokens, overlap = sizes
+    assert chunk_text(text, tokenizer, chunk_tokens, overlap) == taught.chunk_text(text, tokenizer, chunk_tokens, overlap)
+
+
+@given(st.lists(PLAIN_TEXTS.filter(str.strip), min_size=1, max_size=3), SIZES, st.sampled_from([None, 2]))
+def test_engine_chunk_documents_is_the_taught_one_on_plain_text(tokenizer, texts, sizes, page):
+    chunk_tokens, overlap = sizes
+    documents = [Document(t, f"doc{i}.md", page) for i, t in enumerate(texts)]
+    assert chunk_documents(documents, tokenizer, chunk_tokens, overlap) == \
+        taught.chunk_documents(documents, tokenizer, chunk_tokens, overlap)
+
+
+def test_a_long_text_tokenized_in_pieces_still_gives_the_taught_chunks(tokenizer):
+    # Longer than SEGMENT_CHARS: the engine tokenizes it in pieces, the notebook at once.
+    text = "\n\n".join(uniform_text(40 + i % 50, seed=i) + "." for i in range(400))
+    assert len(text) > 5 * 10_000
+    assert chunk_text(text, tokenizer, 200, 40) == taught.chunk_text(text, tokenizer, 200, 40)
+
+
+def test_the_taught_and_engine_chunkers_agree_on_the_shipped_corpus(encoder, tokenizer):
+    docs = taught.load_python_docs()
+    for size, overlap in ((200, 40), (64, 12)):
+        assert chunk_documents(docs, encoder, size, overlap) == taught.chunk_documents(docs, tokenizer, size, overlap)

@@ -80,7 +80,7 @@ def test_cli_bad_input_is_one_clear_error(args, message, capsys):
 @pytest.fixture
 def no_models(monkeypatch):
     """Any model load fails the test: for errors that must come before the slow part."""
-    for name in ("rag_helpers.pipeline.load_encoder", "rag_helpers.pipeline.load_generator"):
+    for name in ("rag_helpers.engine.pipeline.load_encoder", "rag_helpers.engine.pipeline.load_generator"):
         monkeypatch.setattr(name, lambda *a, **kw: pytest.fail("a model was loaded before the error"))
 
 
@@ -148,3 +148,17 @@ def test_forty_long_documents_are_trimmed_to_the_window_not_refused(tmp_path, ca
     context = prompt.split("CONTEXT:\n", 1)[1].split("\n\nQUESTION:", 1)[0].splitlines()
     kept = int(out.split("(the prompt keeps the best ", 1)[1].split()[0])
     assert 0 < kept < 40 and len(context) == kept
+
+
+def test_the_command_line_is_a_front_end_of_the_pipeline_only():
+    # Layers: a front end imports the pipeline (the one assembler), plumbing and the sample data;
+    # never a step (chunking, documents, corpus, retrieval, ...) directly.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    relative = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+    absolute = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    absolute |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
+    assert {m for m in relative if not m.startswith("_infra.")} == {"engine.pipeline", "knowledge_base"}
+    assert not any(m.startswith("rag_helpers") for m in absolute)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rag_helpers as rh
-from rag_helpers.bm25 import BM25Index
-from rag_helpers.comparison import (
+from rag_helpers.engine.bm25 import BM25Index
+from rag_helpers.engine.comparison import (
     FUSION_WEIGHTS,
     METHODS,
     ChunkRetrievers,
@@ -21,11 +21,11 @@ from rag_helpers.comparison import (
     comparison_table,
     sweep_weights,
 )
-from rag_helpers.corpus import LabelledQuestion
-from rag_helpers.documents import Document
-from rag_helpers.evaluation import evaluate
-from rag_helpers.hybrid import reciprocal_rank_fusion, weighted_fusion
-from rag_helpers.topk import top_k_rows
+from rag_helpers.engine.corpus import LabelledQuestion
+from rag_helpers.engine.documents import Document
+from rag_helpers.engine.evaluation import evaluate
+from rag_helpers.engine.hybrid import reciprocal_rank_fusion, weighted_fusion
+from rag_helpers.engine.topk import top_k_rows
 
 
 @pytest.fixture(scope="module")

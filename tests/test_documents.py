@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
-from rag_helpers.documents import (
+from rag_helpers.engine.documents import (
     Document,
     DocumentError,
     LoadResult,
@@ -266,3 +266,38 @@ def test_one_visible_character_is_not_blank(before, visible, after):
     if visible in "\u115f\u1160\u2800\u3164\uffa0":  # letters that render as blanks
         return
     assert not is_blank(before + visible + after)
+
+
+# ---------------------------------------------------------------- notebook 08's loader
+# rag_helpers/documents.py (notebook 08) reads a folder in a few lines: .txt .md .rst, sorted by
+# name folder by folder, hidden entries and empty files left out, bytes decoded as they are. On a
+# folder of valid text files the checked loader must return exactly those Documents.
+
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from rag_helpers import documents as taught  # noqa: E402
+
+FILE_NAMES = st.sampled_from(["a.txt", "B.md", "notes.rst", "z.TXT", "Read Me.md", "é.txt", "10.txt", "9.rst",
+                              ".hidden.txt", "slides.pptx", "data.json"])
+DIR_NAMES = st.sampled_from(["docs", "Docs", "sub", ".git", "2024", "notes.d"])
+VISIBLE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=60) \
+    .filter(lambda t: any(ch.isascii() and ch.isalnum() for ch in t))   # not blank by either rule
+FILES = st.lists(st.tuples(st.lists(DIR_NAMES, max_size=2), FILE_NAMES, st.booleans(),
+                           st.one_of(VISIBLE_TEXT, st.sampled_from(["", "  \n", "a\r\nb\r\n", "\ufeffBOM first"]))),
+                 min_size=1, max_size=12)
+
+
+@given(FILES)
+def test_load_documents_gives_the_notebook_s_documents_on_valid_text_files(files):
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "kb"
+        folder.mkdir()
+        (folder / "always.txt").write_text("Jupiter is the largest planet.\n", encoding="utf-8")
+        for dirs, name, bom, text in files:
+            where = folder.joinpath(*dirs)
+            where.mkdir(parents=True, exist_ok=True)
+            (where / name).write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8"))
+        expected = taught.read_text_files(folder)
+        assert load_documents(folder).documents == expected
+        assert all(isinstance(d, taught.Document) and d.page is None for d in expected)

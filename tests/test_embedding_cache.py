@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rag_helpers as rh
-from rag_helpers._infra.embedding_cache import embedding_cache_path
+from rag_helpers.engine.embedding_cache import embed_cached, embedding_cache_path
 
 TEXTS = rh.SAMPLE_DOCUMENTS
 
@@ -25,7 +25,7 @@ def refuse_to_encode(encoder, monkeypatch):
 
 
 def test_first_call_embeds_and_writes_a_plain_npz(encoder, sample_embeddings, tmp_path):
-    vectors = rh.embed_cached(TEXTS, encoder, tmp_path)
+    vectors = embed_cached(TEXTS, encoder, tmp_path)
     np.testing.assert_array_equal(vectors, sample_embeddings)
     assert vectors.dtype == np.float32 and vectors.shape == (len(TEXTS), 384)
     path = embedding_cache_path(TEXTS, encoder, tmp_path)
@@ -37,9 +37,9 @@ def test_first_call_embeds_and_writes_a_plain_npz(encoder, sample_embeddings, tm
 
 
 def test_a_hit_returns_the_identical_array_without_encoding(encoder, tmp_path, request):
-    first = rh.embed_cached(TEXTS, encoder, tmp_path)
+    first = embed_cached(TEXTS, encoder, tmp_path)
     request.getfixturevalue("refuse_to_encode")
-    second = rh.embed_cached(TEXTS, encoder, tmp_path)
+    second = embed_cached(TEXTS, encoder, tmp_path)
     np.testing.assert_array_equal(second, first)
     assert second.dtype == np.float32
 
@@ -64,7 +64,7 @@ def test_default_folder_is_under_the_cache_root(encoder, tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
     path = embedding_cache_path(TEXTS, encoder)
     assert path.parent == tmp_path / "embeddings"
-    rh.embed_cached(TEXTS[:3], encoder)
+    embed_cached(TEXTS[:3], encoder)
     assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 1
 
 
@@ -141,18 +141,18 @@ def _not_unit(path, vectors):
 def test_stale_or_corrupt_files_are_detected_and_rebuilt(
     spoil, reason, encoder, sample_embeddings, tmp_path, capsys
 ):
-    rh.embed_cached(TEXTS, encoder, tmp_path)
+    embed_cached(TEXTS, encoder, tmp_path)
     path = embedding_cache_path(TEXTS, encoder, tmp_path)
     spoil(path, sample_embeddings)
     capsys.readouterr()
 
-    vectors = rh.embed_cached(TEXTS, encoder, tmp_path)
+    vectors = embed_cached(TEXTS, encoder, tmp_path)
 
     np.testing.assert_array_equal(vectors, sample_embeddings)
     message = capsys.readouterr().err
     assert "unusable" in message and reason in message
     # The file was rewritten: the next call is a clean hit.
-    rh.embed_cached(TEXTS, encoder, tmp_path)
+    embed_cached(TEXTS, encoder, tmp_path)
     assert capsys.readouterr().err == ""
     with np.load(path, allow_pickle=False) as data:
         np.testing.assert_array_equal(data["embeddings"], sample_embeddings)
@@ -162,7 +162,7 @@ def test_an_unusable_cache_folder_still_returns_the_embeddings(encoder, sample_e
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
     for folder in (blocker, blocker / "embeddings"):  # a file, and a folder that cannot be made
-        vectors = rh.embed_cached(TEXTS, encoder, folder)
+        vectors = embed_cached(TEXTS, encoder, folder)
         np.testing.assert_array_equal(vectors, sample_embeddings)
         message = capsys.readouterr().err
         assert message.count("\n") == 1 and "Embedding cache not used" in message
@@ -170,13 +170,13 @@ def test_an_unusable_cache_folder_still_returns_the_embeddings(encoder, sample_e
 
 
 def test_rows_permuted_under_the_same_key_are_caught(encoder, sample_embeddings, tmp_path, capsys):
-    rh.embed_cached(TEXTS, encoder, tmp_path)
+    embed_cached(TEXTS, encoder, tmp_path)
     path = embedding_cache_path(TEXTS, encoder, tmp_path)
     with np.load(path, allow_pickle=False) as data:
         key, vectors = data["key"], data["embeddings"]
     np.savez(path, key=key, embeddings=vectors[::-1].copy())  # same key, rows swapped: still unit rows
     capsys.readouterr()
-    np.testing.assert_array_equal(rh.embed_cached(TEXTS, encoder, tmp_path), sample_embeddings)
+    np.testing.assert_array_equal(embed_cached(TEXTS, encoder, tmp_path), sample_embeddings)
     assert "do not match their checksum" in capsys.readouterr().err
 
 
@@ -192,5 +192,5 @@ def test_the_pipeline_says_where_its_embeddings_came_from(encoder, tmp_path, mon
 @pytest.mark.parametrize("bad, error", [([], ValueError), ("one string", TypeError), (["ok", " "], ValueError)])
 def test_bad_texts_are_refused_like_embed(bad, error, encoder, tmp_path):
     with pytest.raises(error):
-        rh.embed_cached(bad, encoder, tmp_path)
+        embed_cached(bad, encoder, tmp_path)
     assert not any(tmp_path.iterdir())

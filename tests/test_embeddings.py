@@ -56,7 +56,7 @@ def test_embed_refuses_bad_texts(encoder, texts, error, message):
 def test_named_embedding_model_that_is_not_available_fails_clearly(monkeypatch):
     with pytest.raises(rh.ModelLoadError, match="no-such-org/no-such-model"):
         rh.load_encoder("no-such-org/no-such-model")
-    monkeypatch.setenv(rh.EMBEDDING_MODEL_ENV, "no-such-org/other-model")
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", "no-such-org/other-model")
     with pytest.raises(rh.ModelLoadError, match="other-model"):
         rh.load_encoder()
 
@@ -71,3 +71,31 @@ def test_asking_for_a_missing_gpu_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="no CUDA GPU"):
         rh.load_encoder(device="cuda")
+
+
+def test_load_encoder_loads_through_the_taught_function(monkeypatch):
+    # rh.load_encoder resolves the name to the packaged folder, then calls notebook 01's load_encoder.
+    from rag_helpers.engine import embeddings as engine
+
+    calls = []
+    real = engine.taught_load_encoder
+    monkeypatch.setattr(engine, "taught_load_encoder",
+                        lambda source, device=None: calls.append(source) or real(source, device=device))
+    encoder = rh.load_encoder(device="cpu")
+    assert calls == [str(packaged_encoder_path())]
+    from rag_helpers.embeddings import embed as taught_embed
+
+    np.testing.assert_array_equal(rh.embed([JUPITER, VENUS], encoder), taught_embed([JUPITER, VENUS], encoder))
+
+
+def test_a_zero_vector_from_the_model_is_an_error_naming_its_row(encoder, monkeypatch):
+    real = encoder.encode
+
+    def encode_with_a_dead_row(texts, **kwargs):
+        vectors = real(texts, **kwargs)
+        vectors[1] = 0.0
+        return vectors
+
+    monkeypatch.setattr(encoder, "encode", encode_with_a_dead_row)
+    with pytest.raises(ValueError, match=r"embeddings in row\(s\) 1 is not L2-normalized"):
+        rh.embed([JUPITER, VENUS, "a third text"], encoder)

@@ -100,3 +100,14 @@ def test_a_prompt_too_long_for_the_model_shows_a_message(encoder, generator):
 def test_importing_rag_helpers_does_not_import_ipywidgets():
     code = "import sys, rag_helpers; assert 'ipywidgets' not in sys.modules, 'rag_helpers imported ipywidgets'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_explorer_is_a_front_end_of_the_pipeline_only():
+    import ast
+    from pathlib import Path
+
+    import rag_helpers.explorer as explorer
+
+    tree = ast.parse(Path(explorer.__file__).read_text(encoding="utf-8"))
+    relative = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+    assert {m for m in relative if not m.startswith("_infra.")} == {"engine.pipeline", "knowledge_base"}

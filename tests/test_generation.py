@@ -10,8 +10,10 @@ import torch
 
 import rag_helpers as rh
 from conftest import JUPITER, VENUS
-from rag_helpers import prompts
-from rag_helpers._infra import gguf_cache, models
+from rag_helpers import generation as taught_generation  # notebook 06
+from rag_helpers import prompts as taught_prompts  # notebook 05
+from rag_helpers._infra import devices, gguf_cache, models
+from rag_helpers.engine import prompts
 
 
 
@@ -23,21 +25,78 @@ def test_packaged_generator_answers_the_planet_question(generator):
     assert generator.dtype == torch.float32  # fp32 on the CPU
 
 
-def test_greedy_decoding_is_repeatable(generator):
-    args = (rh.SAMPLE_QUESTION, [JUPITER, VENUS], generator)
-    assert rh.generate_real_answer(*args, max_new_tokens=12) == rh.generate_real_answer(*args, max_new_tokens=12)
+PROMPTS = [
+    rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER, VENUS]),
+    rh.build_prompt("what is the hottest planet?", [VENUS, JUPITER]),
+    "Write one word: the capital of France.",
+]
 
 
-def test_sampling_with_a_seed_is_repeatable(generator):
-    args = (rh.SAMPLE_QUESTION, [JUPITER, VENUS], generator)
-    first = rh.generate_real_answer(*args, max_new_tokens=12, do_sample=True, temperature=1.0, seed=7)
-    again = rh.generate_real_answer(*args, max_new_tokens=12, do_sample=True, temperature=1.0, seed=7)
-    assert first == again and first
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_generate_writes_the_taught_greedy_loops_tokens(generator, prompt, monkeypatch):
+    # Notebook 06's greedy_decode (a KV cache, one token per step) against Generator.generate
+    # (transformers' model.generate): the same token ids, not only the same text.
+    written = []
+    model_generate = generator.model.generate
+
+    def recording_generate(*args, **kwargs):
+        output = model_generate(*args, **kwargs)
+        written.append(output)
+        return output
+
+    monkeypatch.setattr(generator.model, "generate", recording_generate)
+    text = generator.generate(prompt, max_new_tokens=10)
+    eos = generator.model.generation_config.eos_token_id
+    stop = set(eos) if isinstance(eos, list) else {eos}
+    prompt_ids = generator.encode(prompt)["input_ids"]
+    taught_ids = taught_generation.greedy_decode(generator.model, prompt_ids, 10, stop)
+    engine_ids = [t for t in written[0][0, prompt_ids.shape[1]:].tolist() if t not in stop]
+    assert engine_ids == taught_ids and len(taught_ids) >= 1
+    assert text == generator.tokenizer.decode(taught_ids, skip_special_tokens=True).strip()
+
+
+def test_the_taught_greedy_loop_stops_at_the_end_of_turn(generator):
+    prompt_ids = generator.encode(PROMPTS[0])["input_ids"]
+    first = taught_generation.greedy_decode(generator.model, prompt_ids, 3, set())
+    assert len(first) == 3
+    assert taught_generation.greedy_decode(generator.model, prompt_ids, 3, {first[1]}) == first[:1]
+
+
+def test_a_seed_fixes_the_sample_and_different_seeds_differ(generator):
+    prompt = PROMPTS[0]
+    options = dict(max_new_tokens=12, do_sample=True, temperature=1.5)
+    samples = {seed: generator.generate(prompt, seed=seed, **options) for seed in range(4)}
+    # The same seed on a freshly loaded generator, after other random draws: the same text.
+    torch.manual_seed(12345)
+    torch.rand(100)
+    fresh = rh.load_generator(rh.PACKAGED_GENERATOR, device="cpu")
+    assert fresh.generate(prompt, seed=2, **options) == samples[2]
+    assert len(set(samples.values())) >= 2, f"four seeds, one text: {samples}"
+    assert any(text != generator.generate(prompt, max_new_tokens=12) for text in samples.values())
+
+
+def test_count_templated_tokens_of_notebook_05_counts_what_the_generator_reads(generator):
+    for prompt in PROMPTS:
+        assert taught_prompts.count_templated_tokens(generator.tokenizer, prompt) == generator.count_tokens(prompt)
+
+
+# ------------------------------------------------- devices: the taught choice (notebook 06)
+@pytest.mark.parametrize("cuda, mps, capability", [
+    (False, False, None), (False, True, None), (True, False, (8, 0)), (True, False, (7, 5)), (True, True, (9, 0)),
+])
+def test_infra_picks_the_device_and_dtype_notebook_06_teaches(monkeypatch, cuda, mps, capability):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    device = taught_generation.pick_device()
+    assert devices.pick_device() == device == devices.pick_device(None)
+    for name in {device, "cpu"} | ({"cuda:1"} if cuda else set()) | ({"mps"} if mps else set()):
+        assert devices.pick_dtype(name) == taught_generation.pick_dtype(name)
 
 
 def test_streaming_yields_the_same_answer_piece_by_piece(generator):
     args = (rh.SAMPLE_QUESTION, [JUPITER, VENUS], generator)
-    pieces = list(rh.stream_answer(*args, max_new_tokens=16))
+    pieces = list(generator.stream(rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER, VENUS]), 16))
     assert len(pieces) > 1
     assert "".join(pieces).strip() == rh.generate_real_answer(*args, max_new_tokens=16)
     received = []
@@ -46,7 +105,7 @@ def test_streaming_yields_the_same_answer_piece_by_piece(generator):
 
 
 def test_prompt_uses_the_chat_template(generator):
-    ids = generator.encode_prompt(rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER]))["input_ids"]
+    ids = generator.encode(rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER]))["input_ids"]
     text = generator.tokenizer.decode(ids[0])
     assert text.count("<|im_start|>") >= 2 and text.rstrip().endswith("assistant")
 
@@ -65,16 +124,16 @@ def test_a_prompt_longer_than_the_window_is_refused_not_cut(generator):
 
 def test_fit_documents_drops_the_least_relevant_first(generator, monkeypatch):
     docs = [JUPITER, VENUS, "Mars is red. " * 30]
-    full = generator.count_prompt_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, docs))
-    two = generator.count_prompt_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, docs[:2]))
+    full = generator.count_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, docs))
+    two = generator.count_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, docs[:2]))
     monkeypatch.setattr(type(generator), "context_window", property(lambda self: two + 10))
     assert full > two + 10
-    assert rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=10) == docs[:2]
+    assert prompts.fit_documents(rh.SAMPLE_QUESTION, docs, generator.count_tokens, generator.context_window - (10))[0] == docs[:2]
     question_only = generator.count_tokens(prompts._layout(rh.SAMPLE_QUESTION, []))
     with pytest.raises(ValueError, match="even the best document"):  # the question fits, no document does
-        rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=two + 10 - question_only)
+        prompts.fit_documents(rh.SAMPLE_QUESTION, docs, generator.count_tokens, generator.context_window - (two + 10 - question_only))[0]
     with pytest.raises(ValueError, match="the question alone makes a prompt of"):
-        rh.fit_documents(rh.SAMPLE_QUESTION, docs, generator, max_new_tokens=two + 10 - question_only + 1)
+        prompts.fit_documents(rh.SAMPLE_QUESTION, docs, generator.count_tokens, generator.context_window - (two + 10 - question_only + 1))[0]
 
 
 # -------------------------------------------------------------- resolution
@@ -94,7 +153,7 @@ def test_packaged_generator_by_name_loads_without_warning(generator):
 def test_a_named_model_never_falls_back(monkeypatch):
     with pytest.raises(rh.ModelLoadError, match="'LiquidAI/LFM2-700M'.*no fallback"):
         rh.load_generator("LiquidAI/LFM2-700M", device="cpu")
-    monkeypatch.setenv(rh.GENERATOR_MODEL_ENV, "no-such-org/no-such-model")
+    monkeypatch.setenv("RAG_GENERATOR_MODEL", "no-such-org/no-such-model")
     with pytest.raises(rh.ModelLoadError, match="no-such-org/no-such-model.*RAG_GENERATOR_MODEL"):
         rh.load_generator(device="cpu")
 
@@ -163,6 +222,12 @@ def test_lfm2_architecture_loads_and_generates_from_a_local_folder(tiny_lfm2):
         assert type(tiny.model).__name__ == "Lfm2ForCausalLM"
         assert tiny.context_window == 512
         answer = rh.generate_real_answer(rh.SAMPLE_QUESTION, [JUPITER], tiny, max_new_tokens=5)
+        # Notebook 06's greedy loop runs LFM2 too (its cache also holds the conv layers' state).
+        prompt = rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER])
+        eos = tiny.model.generation_config.eos_token_id
+        stop = set(eos) if isinstance(eos, list) else {eos}
+        ids = taught_generation.greedy_decode(tiny.model, tiny.encode(prompt)["input_ids"], 5, stop)
+        assert tiny.generate(prompt, max_new_tokens=5) == tiny.tokenizer.decode(ids, skip_special_tokens=True).strip()
     assert isinstance(answer, str)
     with pytest.raises(ValueError, match="context window of 512 tokens"):
         rh.generate_real_answer(rh.SAMPLE_QUESTION, ["word " * 600], tiny, max_new_tokens=5)

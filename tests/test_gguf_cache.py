@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 import rag_helpers as rh
 from conftest import JUPITER, VENUS
 from rag_helpers._infra import gguf_cache, models
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------ the cache
@@ -164,3 +168,56 @@ def test_an_unusable_cache_folder_converts_for_this_run_only(make_unusable, fake
     err = capsys.readouterr().err
     assert "cannot be used" in err and "RAG_CACHE_DIR" in err and str(blocker) in err
     assert err.count("\n") == 1
+
+
+# ------------------------------------------- the manifest pattern, shared with the ONNX export (_infra/cache.py)
+def test_both_caches_check_their_entries_with_the_one_shared_helper(monkeypatch, tmp_path):
+    from rag_helpers._infra import cache, onnx_encoder
+
+    seen = []
+    monkeypatch.setattr(gguf_cache, "check_manifest", lambda folder, **kw: seen.append(("gguf", kw)) or "x")
+    monkeypatch.setattr(onnx_encoder, "check_manifest", lambda folder, **kw: seen.append(("onnx", kw)) or "y")
+    assert gguf_cache.check_converted(tmp_path, models.packaged_generator_gguf()) == "x"
+    assert onnx_encoder.check_exported(tmp_path, models.packaged_encoder_path()) == "y"
+    assert [who for who, _ in seen] == ["gguf", "onnx"]
+    assert seen[1][1]["required"] == ("encoder.onnx",)
+    assert "def check_manifest" not in (ROOT / "rag_helpers/_infra/gguf_cache.py").read_text()
+    assert "hashlib" not in (ROOT / "rag_helpers/_infra/onnx_encoder.py").read_text()
+    assert cache.check_manifest.__module__ == "rag_helpers._infra.cache"
+
+
+def test_a_written_manifest_vouches_for_every_file_and_catches_each_change(tmp_path):
+    from rag_helpers._infra import cache
+
+    (tmp_path / "a.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "b.json").write_text("{}")
+    manifest = cache.write_manifest(tmp_path, fmt=3, source={"id": 1}, note="kept")
+    assert set(manifest["files"]) == {"a.bin", "b.json"} and manifest["note"] == "kept"
+    assert manifest["files"]["a.bin"]["sha256"] == hashlib.sha256(b"x" * 1000).hexdigest()
+
+    def check(**kw):
+        options = {"fmt": 3, "source": lambda: {"id": 1}, "other_source": "from elsewhere", **kw}
+        return cache.check_manifest(tmp_path, **options)
+
+    assert check() is None
+    assert check(fmt=4) == "older cache format"
+    assert check(source=lambda: {"id": 2}) == "from elsewhere"
+    assert check(required=("c.onnx",)) == "malformed manifest: c.onnx is not listed"
+    (tmp_path / "a.bin").write_bytes(b"y" * 1000)
+    assert check() == "a.bin does not match its checksum"
+
+
+def test_an_interrupted_build_leaves_nothing_that_looks_finished(tmp_path):
+    from rag_helpers._infra import cache
+
+    folder = tmp_path / "entry"
+
+    def dies_half_way(tmp):
+        (tmp / "half.bin").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.build_atomically(folder, dies_half_way)
+    assert list(tmp_path.iterdir()) == []
+    cache.build_atomically(folder, lambda tmp: (tmp / "done").write_text("yes"))
+    assert (folder / "done").read_text() == "yes" and list(tmp_path.iterdir()) == [folder]

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers.bm25 import ENGLISH_STOPWORDS, BM25Index
-from rag_helpers.hybrid import RRF_CONSTANT, min_max_normalize, reciprocal_rank_fusion, weighted_fusion
+from rag_helpers.engine.bm25 import ENGLISH_STOPWORDS, BM25Index
+from rag_helpers.engine.hybrid import RRF_CONSTANT, min_max_normalize, reciprocal_rank_fusion, weighted_fusion
 
 
 # ------------------------------------------------------------------ RRF by hand

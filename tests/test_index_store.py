@@ -1,4 +1,4 @@
-"""The index on disk (rag_helpers.index_store): round trips, memory-mapped search, and refusing bad folders.
+"""The index on disk (rag_helpers.engine.index_store): round trips, memory-mapped search, and refusing bad folders.
 
 * what is saved comes back: vectors, texts, chunks with their sources and places;
 * searching the memory map gives what rag_helpers.search gives in memory, bit for bit;
@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers import index_store as ist
-from rag_helpers.chunking import Chunk
-from rag_helpers.index_store import CorruptIndexError, StaleIndexError
-from rag_helpers.quantization import binary_codes, search_binary
+from rag_helpers.engine import index_store as ist
+from rag_helpers.engine.chunking import Chunk
+from rag_helpers.engine.index_store import CorruptIndexError, StaleIndexError
+from rag_helpers.engine.quantization import binary_codes, search_binary
 
 
 def unit_rows(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -46,7 +46,7 @@ def rewrite_manifest(folder: Path, **changes) -> None:
     path = folder / ist.MANIFEST
     manifest = json.loads(path.read_text())
     for name in manifest["files"]:
-        manifest["files"][name] = {**ist._quick_digest(folder / name), "sha256": ist._full_digest(folder / name)}
+        manifest["files"][name] = {**ist._quick_digest(folder / name), "sha256": ist.sha256_of(folder / name)}
     manifest.update(changes)
     path.write_text(json.dumps(manifest))
 
@@ -82,7 +82,7 @@ def test_memory_mapped_search_is_in_memory_search(tmp_path_factory, n, q, data):
     vectors[n // 2 :: 3] = vectors[0]  # exact ties across blocks
     index = ist.open_index(ist.save_index(folder, vectors, [f"t{i}" for i in range(n)], model="m"))
     k = data.draw(st.integers(1, n))
-    block_bytes = data.draw(st.sampled_from([64, 4096, rh.blocked_search.SCORE_BLOCK_BYTES]))
+    block_bytes = data.draw(st.sampled_from([64, 4096, rh.engine.blocked_search.SCORE_BLOCK_BYTES]))
     queries = unit_rows(q, 16, seed=n + 1)
     for query in (queries, queries[0]):
         got = index.search(query, k, block_bytes=block_bytes)

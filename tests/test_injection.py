@@ -14,9 +14,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers import injection
+from rag_helpers.engine import injection
+from rag_helpers._infra import validation
 from rag_helpers._infra.validation import check_texts
-from rag_helpers.injection import (
+from rag_helpers.engine.injection import (
     CONTROL_TOKENS,
     POSITIONS,
     find_forgeries,
@@ -25,7 +26,7 @@ from rag_helpers.injection import (
     neutralize,
     remove_invisible,
 )
-from rag_helpers.prompts import PROMPT_STYLES, build_prompt, undefended_prompt
+from rag_helpers.engine.prompts import PROMPT_STYLES, build_prompt, undefended_prompt
 
 JUPITER = "Jupiter is the largest planet in our solar system."
 VENUS = "Venus is the second planet from the Sun and is the hottest."
@@ -240,9 +241,16 @@ def test_check_texts_keeps_its_messages_and_accepts_visible_unicode():
     assert check_texts(["\u200bJupiter", "π", "日本語", "👨\u200d👩"]) == ["\u200bJupiter", "π", "日本語", "👨\u200d👩"]
 
 
-def test_check_texts_and_injection_agree_on_what_is_invisible():
+def test_invisible_has_one_definition_that_injection_uses():
+    # _infra.validation defines "invisible" once; the neutralizer uses that very function.
+    assert injection.is_invisible is validation.is_invisible
+    assert injection.remove_invisible is validation.remove_invisible
+    assert injection.check_text is validation.check_text
+
+
+def test_check_texts_refuses_exactly_the_texts_of_blank_characters():
     candidates = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
-    candidates += sorted(injection._INVISIBLE_EXTRA) + list("aZ9π日é€") + ["\u00a0", "\u3000"]
+    candidates += sorted(validation.INVISIBLE_EXTRA) + list("aZ9π日é€") + ["\u00a0", "\u3000"]
     for char in candidates:
         blank = is_invisible(char) or char.isspace()
         try:

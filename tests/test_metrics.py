@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag_helpers.evaluation import EvaluationResult, evaluate, evaluate_retriever
-from rag_helpers.metrics import hit_rate_at_k, judge, ndcg_at_k, recall_at_k, reciprocal_rank
+from rag_helpers.engine.evaluation import EvaluationResult, evaluate, evaluate_retriever
+from rag_helpers.engine.metrics import hit_rate_at_k, judge, ndcg_at_k, recall_at_k, reciprocal_rank
 
 # ------------------------------------------------------------ hand-computed cases
 # One query, binary: documents 1, 4 and 8 are relevant; 8 is never retrieved.

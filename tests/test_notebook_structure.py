@@ -94,3 +94,25 @@ def test_the_parser_tells_a_title_from_an_indented_one():
     assert PARSER.parse("# Title\n\ntext")[0].type == "heading_open"
     indented = PARSER.parse("    # Title\n\n    **bold** text")
     assert [t.type for t in indented] == ["code_block"]
+
+
+def _suite_seconds() -> dict[str, float]:
+    """notebook path -> seconds, from the last `python -m benchmarks suite` run (benchmarks/SUITE.md)."""
+    rows = re.findall(r"^\| `(notebooks/[^`]+\.ipynb)` \| notebook \| \d+ \| ([\d.]+) \|",
+                      (ROOT / "benchmarks" / "SUITE.md").read_text(), re.MULTILINE)
+    return {path: float(seconds) for path, seconds in rows}
+
+
+def test_every_notebook_ran_under_90_s_in_the_last_suite_run():
+    seconds = _suite_seconds()
+    assert {str(p.relative_to(ROOT)) for p in PATHS} <= set(seconds), "a notebook is missing from SUITE.md"
+    assert not {p: s for p, s in seconds.items() if s >= 90}
+
+
+@pytest.mark.parametrize("path", COURSE, ids=ids(COURSE))
+def test_the_header_does_not_understate_the_measured_run_time(path):
+    # "Runs in N to M s": M is at least what the notebook took in the last measured suite run.
+    low, high = map(int, re.search(r"^Runs in (\d+) to (\d+) s on a 2-core CPU", first_markdown(path),
+                                   re.MULTILINE).groups())
+    measured = _suite_seconds()[str(path.relative_to(ROOT))]
+    assert low <= high and measured <= high, f"{path.name}: the header says {low} to {high} s, it took {measured} s"

@@ -1,4 +1,4 @@
-"""float16, int8 and binary codes (rag_helpers.quantization) against plain references.
+"""float16, int8 and binary codes (rag_helpers.engine.quantization) against plain references.
 
 * binary_codes is np.packbits(x > 0) (of x - center when centered);
 * the blocked Hamming scan equals np.bitwise_count(codes ^ q).sum(1), and its
@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers import quantization as qz
-from rag_helpers.corpus import load_labelled_questions
+from rag_helpers.engine import quantization as qz
+from rag_helpers.engine.corpus import load_labelled_questions
 from strategies import exact_corpus, unit_corpus
 
 

@@ -43,8 +43,17 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_no_pickles_or_unsafe_loading_in_the_package():
-    for path in (ROOT / "rag_helpers").glob("*.py"):
+    for path in (ROOT / "rag_helpers").rglob("*.py"):
         text = path.read_text()
         assert "allow_pickle=True" not in text, path
         assert "trust_remote_code=True" not in text, path
         assert "import pickle" not in text, path
+
+
+def test_one_version_number():
+    import tomllib
+
+    import rag_helpers
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert rag_helpers.__version__ == declared

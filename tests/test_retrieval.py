@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import rag_helpers as rh
 from conftest import JUPITER, VENUS
+from rag_helpers.engine.blocked_search import SCORE_BLOCK_BYTES
 from strategies import exact_corpus, one_query_corpus
 
 
@@ -56,7 +57,7 @@ def test_retrieve_refuses_embeddings_of_another_dimension(encoder, sample_embedd
     with pytest.raises(ValueError, match="dimension mismatch"):
         rh.retrieve_with_numpy(rh.SAMPLE_QUESTION, rh.SAMPLE_DOCUMENTS, sample_embeddings[:, :100], encoder)
 
-@given(exact_corpus(max_d=12, max_queries=5), st.data(), st.sampled_from([16, 64, 256, rh.blocked_search.SCORE_BLOCK_BYTES]))
+@given(exact_corpus(max_d=12, max_queries=5), st.data(), st.sampled_from([16, 64, 256, SCORE_BLOCK_BYTES]))
 def test_search_is_exactly_stable_argsort_of_the_cosines(data, draw, block_bytes):
     # Small block_bytes splits the documents into many blocks, so the merge of
     # per-block winners (ties across blocks included) is exercised too.
@@ -73,7 +74,7 @@ def test_search_is_exactly_stable_argsort_of_the_cosines(data, draw, block_bytes
     np.testing.assert_array_equal(one_index, indices[0])
     np.testing.assert_array_equal(one_score, scores[0])
 
-@given(one_query_corpus(), st.integers(1, 4), st.data(), st.sampled_from([64, 1024, rh.blocked_search.SCORE_BLOCK_BYTES]))
+@given(one_query_corpus(), st.integers(1, 4), st.data(), st.sampled_from([64, 1024, SCORE_BLOCK_BYTES]))
 def test_search_random_vectors_within_float_tolerance(data, q, draw, block_bytes):
     query, docs = data
     rng = np.random.default_rng(q)

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
-from rag_helpers.scoring import check_scores
-from rag_helpers.vectors import UNIT_TOLERANCE
+from rag_helpers.engine.scoring import check_scores
+from rag_helpers.engine.vectors import UNIT_TOLERANCE
 from strategies import one_query_corpus
 
 

@@ -76,23 +76,70 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
                 return spread / spread.sum()
             """,
     },
+    ("01_embeddings", "exercise-3"): {
+        "diagonal not hidden": """
+            def neighbours_kept(vectors, points_2d):
+                similar = vectors @ vectors.T
+                distances = np.linalg.norm(points_2d[:, None] - points_2d[None, :], axis=-1)
+                return float(np.mean(similar.argmax(axis=1) == distances.argmin(axis=1)))
+            """,
+        "farthest point on the map (argmax of the distances)": """
+            def neighbours_kept(vectors, points_2d):
+                similar = vectors @ vectors.T
+                np.fill_diagonal(similar, -np.inf)
+                distances = np.linalg.norm(points_2d[:, None] - points_2d[None, :], axis=-1)
+                np.fill_diagonal(distances, -np.inf)
+                return float(np.mean(similar.argmax(axis=1) == distances.argmax(axis=1)))
+            """,
+        "cosine of the map's points instead of their distance": """
+            def neighbours_kept(vectors, points_2d):
+                similar = vectors @ vectors.T
+                np.fill_diagonal(similar, -np.inf)
+                unit = points_2d / np.linalg.norm(points_2d, axis=1, keepdims=True)
+                on_map = unit @ unit.T
+                np.fill_diagonal(on_map, -np.inf)
+                return float(np.mean(similar.argmax(axis=1) == on_map.argmax(axis=1)))
+            """,
+        "a count, not a fraction": """
+            def neighbours_kept(vectors, points_2d):
+                similar = vectors @ vectors.T
+                np.fill_diagonal(similar, -np.inf)
+                distances = np.linalg.norm(points_2d[:, None] - points_2d[None, :], axis=-1)
+                np.fill_diagonal(distances, np.inf)
+                return int(np.sum(similar.argmax(axis=1) == distances.argmin(axis=1)))
+            """,
+    },
     ("02_normalization", "exercise-1"): {
-        "norms along the wrong axis": """
-            def normalize_rows(x):
-                return x / np.linalg.norm(x, axis=0, keepdims=True)
+        "no rescaling: the one-liner as it is": """
+            from rag_helpers.normalization import l2_normalize
+
+            def robust_l2_normalize(x):
+                return l2_normalize(x)
             """,
-        "one norm for the whole matrix": """
-            def normalize_rows(x):
-                return x / np.linalg.norm(x)
+        "one factor for the whole matrix": """
+            from rag_helpers.normalization import l2_normalize
+
+            def robust_l2_normalize(x):
+                return l2_normalize(x / np.max(np.abs(x)))
             """,
-        "squared norms (no square root)": """
-            def normalize_rows(x):
-                return x / np.sum(x ** 2, axis=1, keepdims=True)
+        "largest value, not largest |value|": """
+            from rag_helpers.normalization import l2_normalize
+
+            def robust_l2_normalize(x):
+                return l2_normalize(x / np.max(x, axis=1, keepdims=True))
+            """,
+        "float64 instead of rescaling": """
+            from rag_helpers.normalization import l2_normalize
+
+            def robust_l2_normalize(x):
+                return l2_normalize(x.astype(np.float64)).astype(x.dtype)
             """,
         "float64 out": """
-            def normalize_rows(x):
+            from rag_helpers.normalization import l2_normalize
+
+            def robust_l2_normalize(x):
                 x = x.astype(np.float64)
-                return x / np.linalg.norm(x, axis=1, keepdims=True)
+                return l2_normalize(x / np.max(np.abs(x), axis=1, keepdims=True))
             """,
     },
     ("02_normalization", "exercise-2"): {
@@ -116,17 +163,31 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
             """,
     },
     ("03_vectorized_scoring", "exercise-1"): {
-        "transposed: one row per document": """
-            def score_batch(queries, docs):
-                return docs @ queries.T
+        "one product, no blocks": """
+            def scores_in_blocks(query, docs, block_rows):
+                return docs @ query
             """,
-        "the first query's scores in every row": """
-            def score_batch(queries, docs):
-                return np.tile(docs @ queries[0], (len(queries), 1))
+        "the last, shorter block dropped": """
+            def scores_in_blocks(query, docs, block_rows):
+                scores = np.zeros(len(docs), dtype=np.float32)
+                for start in range(0, len(docs) - block_rows + 1, block_rows):
+                    scores[start:start + block_rows] = docs[start:start + block_rows] @ query
+                return scores
             """,
-        "wrong sign": """
-            def score_batch(queries, docs):
-                return -(queries @ docs.T)
+        "every block written at the start": """
+            def scores_in_blocks(query, docs, block_rows):
+                scores = np.zeros(len(docs), dtype=np.float32)
+                for start in range(0, len(docs), block_rows):
+                    block = docs[start:start + block_rows] @ query
+                    scores[:len(block)] = block
+                return scores
+            """,
+        "blocks one row too large": """
+            def scores_in_blocks(query, docs, block_rows):
+                scores = np.zeros(len(docs), dtype=np.float32)
+                for start in range(0, len(docs), block_rows):
+                    scores[start:start + block_rows + 1] = docs[start:start + block_rows + 1] @ query
+                return scores
             """,
     },
     ("03_vectorized_scoring", "exercise-2"): {
@@ -180,6 +241,60 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
         "k rows instead of k columns": """
             def top_k_each_row(score_matrix, k):
                 return np.argsort(-score_matrix, axis=1, kind="stable")[:k]
+            """,
+    },
+    ("04_top_k", "exercise-3"): {
+        "the new block's candidates first in the merge (ties go to later documents)": """
+            def top_k_in_blocks(scores, k, block):
+                best_idx, best_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+                for start in range(0, len(scores), block):
+                    part = scores[start:start + block]
+                    local = np.argsort(-part, kind="stable")[:k]
+                    pool_idx = np.concatenate([local + start, best_idx])
+                    pool_val = np.concatenate([part[local], best_val])
+                    keep = np.argsort(-pool_val, kind="stable")[:k]
+                    best_idx, best_val = pool_idx[keep], pool_val[keep]
+                return best_idx
+            """,
+        "unstable sort in the merge": """
+            def top_k_in_blocks(scores, k, block):
+                best_idx, best_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+                for start in range(0, len(scores), block):
+                    part = scores[start:start + block]
+                    local = np.argsort(-part, kind="stable")[:k]
+                    pool_idx = np.concatenate([best_idx, local + start])
+                    pool_val = np.concatenate([best_val, part[local]])
+                    keep = np.argsort(-pool_val)[:k]
+                    best_idx, best_val = pool_idx[keep], pool_val[keep]
+                return best_idx
+            """,
+        "the block's offset forgotten": """
+            def top_k_in_blocks(scores, k, block):
+                best_idx, best_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+                for start in range(0, len(scores), block):
+                    part = scores[start:start + block]
+                    local = np.argsort(-part, kind="stable")[:k]
+                    pool_idx = np.concatenate([best_idx, local])
+                    pool_val = np.concatenate([best_val, part[local]])
+                    keep = np.argsort(-pool_val, kind="stable")[:k]
+                    best_idx, best_val = pool_idx[keep], pool_val[keep]
+                return best_idx
+            """,
+        "only each block's best one kept": """
+            def top_k_in_blocks(scores, k, block):
+                best_idx, best_val = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+                for start in range(0, len(scores), block):
+                    part = scores[start:start + block]
+                    local = np.argsort(-part, kind="stable")[:1]
+                    pool_idx = np.concatenate([best_idx, local + start])
+                    pool_val = np.concatenate([best_val, part[local]])
+                    keep = np.argsort(-pool_val, kind="stable")[:k]
+                    best_idx, best_val = pool_idx[keep], pool_val[keep]
+                return best_idx
+            """,
+        "the whole array sorted at once": """
+            def top_k_in_blocks(scores, k, block):
+                return np.argsort(-np.asarray(scores), kind="stable")[:k]
             """,
     },
     ("05_prompts", "exercise-1"): {
@@ -246,6 +361,52 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
                 return re.sub(r"(?im)^(\\s*(?:context|question|answer)):", r"\\1 -", text)
             """,
     },
+    ("05_prompts", "exercise-4"): {
+        "stops at the first document that does not fit (fit_documents)": """
+            from rag_helpers.prompts import build_prompt
+            def fit_skipping(question, documents, count_tokens, budget):
+                kept = []
+                for doc in documents:
+                    if count_tokens(build_prompt(question, kept + [doc])) > budget:
+                        break
+                    kept.append(doc)
+                if not kept:
+                    raise ValueError("nothing fits")
+                return kept, build_prompt(question, kept)
+            """,
+        "counts the documents alone, not the whole prompt": """
+            from rag_helpers.prompts import build_prompt
+            def fit_skipping(question, documents, count_tokens, budget):
+                kept, used = [], 0
+                for doc in documents:
+                    if used + count_tokens(doc) <= budget:
+                        kept.append(doc)
+                        used += count_tokens(doc)
+                if not kept:
+                    raise ValueError("nothing fits")
+                return kept, build_prompt(question, kept)
+            """,
+        "shortest documents first": """
+            from rag_helpers.prompts import build_prompt
+            def fit_skipping(question, documents, count_tokens, budget):
+                kept = []
+                for doc in sorted(documents, key=len):
+                    if count_tokens(build_prompt(question, kept + [doc])) <= budget:
+                        kept.append(doc)
+                if not kept:
+                    raise ValueError("nothing fits")
+                return kept, build_prompt(question, kept)
+            """,
+        "nothing fits: an empty list instead of an error": """
+            from rag_helpers.prompts import build_prompt
+            def fit_skipping(question, documents, count_tokens, budget):
+                kept = []
+                for doc in documents:
+                    if count_tokens(build_prompt(question, kept + [doc])) <= budget:
+                        kept.append(doc)
+                return kept, build_prompt(question, kept)
+            """,
+    },
     ("06_generation", "exercise-1"): {
         "threshold not relative to the best token": """
             def min_p_filter(probs, min_p):
@@ -275,6 +436,42 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
         "always 4 bytes a number": """
             def memory_gb(n_params, dtype):
                 return n_params * 4 / 1e9
+            """,
+    },
+    ("06_generation", "exercise-3"): {
+        "off by one: the scores at the token's own position": """
+            def answer_probabilities(model, prompt_ids, answer_ids):
+                answer = torch.tensor([answer_ids], dtype=prompt_ids.dtype)
+                with torch.inference_mode():
+                    logits = model(input_ids=torch.cat([prompt_ids, answer], dim=1)).logits[0].float()
+                n, m = prompt_ids.shape[1], len(answer_ids)
+                probs = torch.softmax(logits[n : n + m], dim=-1)
+                return probs[torch.arange(m), answer[0]].numpy()
+            """,
+        "scores, not probabilities (no softmax)": """
+            def answer_probabilities(model, prompt_ids, answer_ids):
+                answer = torch.tensor([answer_ids], dtype=prompt_ids.dtype)
+                with torch.inference_mode():
+                    logits = model(input_ids=torch.cat([prompt_ids, answer], dim=1)).logits[0].float()
+                n, m = prompt_ids.shape[1], len(answer_ids)
+                return logits[n - 1 : n - 1 + m][torch.arange(m), answer[0]].numpy()
+            """,
+        "the best token's probability, not the answer token's": """
+            def answer_probabilities(model, prompt_ids, answer_ids):
+                answer = torch.tensor([answer_ids], dtype=prompt_ids.dtype)
+                with torch.inference_mode():
+                    logits = model(input_ids=torch.cat([prompt_ids, answer], dim=1)).logits[0].float()
+                n, m = prompt_ids.shape[1], len(answer_ids)
+                return torch.softmax(logits[n - 1 : n - 1 + m], dim=-1).max(dim=-1).values.numpy()
+            """,
+        "softmax over the positions instead of the vocabulary": """
+            def answer_probabilities(model, prompt_ids, answer_ids):
+                answer = torch.tensor([answer_ids], dtype=prompt_ids.dtype)
+                with torch.inference_mode():
+                    logits = model(input_ids=torch.cat([prompt_ids, answer], dim=1)).logits[0].float()
+                n, m = prompt_ids.shape[1], len(answer_ids)
+                probs = torch.softmax(logits[n - 1 : n - 1 + m], dim=0)
+                return probs[torch.arange(m), answer[0]].numpy()
             """,
     },
     ("07_full_pipeline", "exercise-1"): {
@@ -308,6 +505,26 @@ WRONG: dict[tuple[str, str], dict[str, str]] = {
                 return next(rank for rank, (_, doc) in enumerate(ranking, start=1) if needle in doc)
             """,
     },
+    ("07_full_pipeline", "exercise-3"): {
+        "the usual order (best first)": """
+            def best_last(pipe, question, k):
+                return pipe.prepare(question, k, fit=False).prompt
+            """,
+        "the pipeline's own k, not the k asked for": """
+            def best_last(pipe, question, k):
+                return rh.build_prompt(question, [hit.document for hit in pipe.retrieve(question)][::-1])
+            """,
+        "only the best document moved to the end": """
+            def best_last(pipe, question, k):
+                ranked = [hit.document for hit in pipe.retrieve(question, k=k)]
+                return rh.build_prompt(question, ranked[1:] + ranked[:1])
+            """,
+        "the k worst documents of the whole knowledge base": """
+            def best_last(pipe, question, k):
+                everything = [hit.document for hit in pipe.retrieve(question, k=len(pipe.documents))]
+                return rh.build_prompt(question, everything[::-1][:k])
+            """,
+    },
 }
 
 EXERCISES = [(stem, exercise) for stem, path in NOTEBOOKS.items()
@@ -332,7 +549,7 @@ def run_after(request, capsys):
 
     def run(stem: str, exercise: str, code: str) -> str:
         namespace = {"np": np, "rh": rh}
-        if stem.startswith("05"):
+        if stem.startswith(("05", "06")):
             namespace["generator"] = request.getfixturevalue("generator")
         if stem.startswith("06"):
             import torch

@@ -7,8 +7,9 @@ course notebook; tools/selfchecks.py copies it into the solutions notebook) is r
 - after each of at least two known wrong answers: it must raise AssertionError.
 
 The namespace holds what the notebook has defined when the checks run: np, rh, the real
-packaged encoder and its tokenizer, the chunking and corpus modules, the corpus pages by
-source and `page` (the design FAQ).
+packaged encoder and its tokenizer, the notebook's own module (rag_helpers/documents.py, written
+from its `#| export` cells: Chunk, chunk_documents, token_windows, PARAGRAPH, WORD), the corpus
+pages by source and `page` (the design FAQ).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 import rag_helpers as rh
-from rag_helpers import chunking, corpus
+from rag_helpers import documents
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -75,22 +76,60 @@ WRONG: dict[str, dict[str, str]] = {
             """,
     },
     "exercise-3": {
-        "lines counted from 0": """
-            def line_of(text, offset):
-                return text.count("\\n", 0, offset)
+        "merges only neighbours in the order given (no sort)": """
+            def merge_hits(chunks):
+                passages = []
+                for c in chunks:
+                    if passages and passages[-1][0] == c.source and c.start <= passages[-1][2] \\
+                            and passages[-1][1] <= c.end:
+                        source, start, end = passages[-1]
+                        passages[-1] = (source, min(start, c.start), max(end, c.end))
+                    else:
+                        passages.append((c.source, c.start, c.end))
+                return passages
             """,
-        "the line break at the offset counted": """
-            def line_of(text, offset):
-                return text[:offset + 1].count("\\n") + 1
+        "touching chunks kept apart": """
+            def merge_hits(chunks):
+                groups = {}
+                for i, c in enumerate(chunks):
+                    groups.setdefault(c.source, []).append((c.start, c.end, i))
+                passages = []
+                for source, spans in groups.items():
+                    spans.sort()
+                    start, end, best = spans[0]
+                    for s, e, i in spans[1:]:
+                        if s < end:
+                            end, best = max(end, e), min(best, i)
+                        else:
+                            passages.append((best, source, start, end))
+                            start, end, best = s, e, i
+                    passages.append((best, source, start, end))
+                return [p[1:] for p in sorted(passages)]
             """,
-        "splitlines of the text before": """
-            def line_of(text, offset):
-                return len(text[:offset].splitlines())
+        "sources mixed up": """
+            def merge_hits(chunks):
+                spans = sorted((c.start, c.end, i, c.source) for i, c in enumerate(chunks))
+                passages = []
+                start, end, best, source = spans[0]
+                for s, e, i, src in spans[1:]:
+                    if s <= end:
+                        end, best = max(end, e), min(best, i)
+                    else:
+                        passages.append((best, source, start, end))
+                        start, end, best, source = s, e, i, src
+                passages.append((best, source, start, end))
+                return [p[1:] for p in sorted(passages)]
             """,
-        "\\r\\n counted as two line ends": """
-            def line_of(text, offset):
-                before = text[:offset]
-                return before.count("\\n") + before.count("\\r") + 1
+        "passages in page order, not by their best chunk": """
+            def merge_hits(chunks):
+                spans = sorted((c.source, c.start, c.end) for c in chunks)
+                passages = [spans[0]]
+                for source, s, e in spans[1:]:
+                    if source == passages[-1][0] and s <= passages[-1][2]:
+                        passages[-1] = (source, passages[-1][1], max(passages[-1][2], e))
+                    else:
+                        passages.append((source, s, e))
+                return passages
             """,
     },
 }
@@ -99,8 +138,9 @@ WRONG: dict[str, dict[str, str]] = {
 @pytest.fixture(scope="module")
 def notebook_names(encoder):
     """What the notebook has defined by the time its checks run."""
-    by_source = {d.source: d for d in corpus.load_python_docs()}
-    return {"encoder": encoder, "tokenizer": encoder.tokenizer, "chunking": chunking, "corpus": corpus,
+    by_source = {d.source: d for d in documents.load_python_docs()}
+    module = {name: getattr(documents, name) for name in ("Chunk", "chunk_documents", "token_windows", "PARAGRAPH", "WORD")}
+    return {"encoder": encoder, "tokenizer": encoder.tokenizer, **module,
             "by_source": by_source, "page": by_source["faq/design.rst"]}
 
 

@@ -67,6 +67,42 @@ WRONG: dict[str, dict[str, str]] = {
                 return float(np.sum(best_answerable < t) / n), float(np.sum(best_unanswerable >= t) / n)
             """,
     },
+    "exercise-3": {
+        "the cap ignored: the smallest sum again": """
+            def choose_capped(best_answerable, best_unanswerable, max_refused):
+                from rag_helpers.evaluation import choose_threshold
+                return choose_threshold(best_answerable, best_unanswerable)
+            """,
+        "strictly below the cap instead of at most": """
+            def choose_capped(best_answerable, best_unanswerable, max_refused):
+                from rag_helpers.evaluation import candidate_thresholds, tradeoff
+                t = candidate_thresholds(best_answerable, best_unanswerable)
+                refused, answered = tradeoff(best_answerable, best_unanswerable, t)
+                return float(t[np.argmin(np.where(refused < max_refused, answered, np.inf))])
+            """,
+        "the highest of equal candidates": """
+            def choose_capped(best_answerable, best_unanswerable, max_refused):
+                from rag_helpers.evaluation import candidate_thresholds, tradeoff
+                t = candidate_thresholds(best_answerable, best_unanswerable)
+                refused, answered = tradeoff(best_answerable, best_unanswerable, t)
+                cost = np.where(refused <= max_refused, answered, np.inf)
+                return float(t[len(t) - 1 - np.argmin(cost[::-1])])
+            """,
+        "the index of the candidate, not the threshold": """
+            def choose_capped(best_answerable, best_unanswerable, max_refused):
+                from rag_helpers.evaluation import candidate_thresholds, tradeoff
+                t = candidate_thresholds(best_answerable, best_unanswerable)
+                refused, answered = tradeoff(best_answerable, best_unanswerable, t)
+                return int(np.argmin(np.where(refused <= max_refused, answered, np.inf)))
+            """,
+        "the fewest refused under a cap on the answered": """
+            def choose_capped(best_answerable, best_unanswerable, max_refused):
+                from rag_helpers.evaluation import candidate_thresholds, tradeoff
+                t = candidate_thresholds(best_answerable, best_unanswerable)
+                refused, answered = tradeoff(best_answerable, best_unanswerable, t)
+                return float(t[np.argmin(np.where(answered <= max_refused, refused, np.inf))])
+            """,
+    },
 }
 
 

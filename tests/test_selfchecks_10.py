@@ -69,6 +69,42 @@ WRONG: dict[str, dict[str, str]] = {
                 return np.clip(np.rint(vecs / scale), -127, 127).astype(np.int8), scale
             """,
     },
+    "exercise-3": {
+        "the query coded without the center": """
+            def search_binary_centered(query, doc_vecs, k, m):
+                from rag_helpers.scaling import binary_codes, hamming_distances
+                center = doc_vecs.mean(axis=0)
+                distance = hamming_distances(binary_codes(query), binary_codes(doc_vecs - center))
+                shortlist = np.sort(np.argsort(distance, kind="stable")[:m])
+                scores = doc_vecs[shortlist] @ query
+                best = np.argsort(-scores, kind="stable")[:k]
+                return shortlist[best], scores[best]
+            """,
+        "no centering at all": """
+            def search_binary_centered(query, doc_vecs, k, m):
+                from rag_helpers.scaling import search_binary, binary_codes
+                return search_binary(query, binary_codes(doc_vecs), doc_vecs, k, m)
+            """,
+        "rescored with the centered vectors": """
+            def search_binary_centered(query, doc_vecs, k, m):
+                from rag_helpers.scaling import binary_codes, hamming_distances
+                center = doc_vecs.mean(axis=0)
+                distance = hamming_distances(binary_codes(query - center), binary_codes(doc_vecs - center))
+                shortlist = np.sort(np.argsort(distance, kind="stable")[:m])
+                scores = (doc_vecs[shortlist] - center) @ (query - center)
+                best = np.argsort(-scores, kind="stable")[:k]
+                return shortlist[best], scores[best]
+            """,
+        "centered on the query instead of the documents' mean": """
+            def search_binary_centered(query, doc_vecs, k, m):
+                from rag_helpers.scaling import binary_codes, hamming_distances
+                distance = hamming_distances(binary_codes(query - query), binary_codes(doc_vecs - query))
+                shortlist = np.sort(np.argsort(distance, kind="stable")[:m])
+                scores = doc_vecs[shortlist] @ query
+                best = np.argsort(-scores, kind="stable")[:k]
+                return shortlist[best], scores[best]
+            """,
+    },
 }
 
 

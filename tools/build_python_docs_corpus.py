@@ -348,7 +348,7 @@ def readme(stats: dict) -> str:
 
 Built by `tools/build_python_docs_corpus.py` (do not edit by hand; re-run it) from the
 Python {stats['release']} documentation, except `unanswerable_questions.json`, written by hand.
-Read them with `rag_helpers.corpus`.
+Read them with `rag_helpers.engine.corpus`.
 
 | file | what it holds |
 |---|---|

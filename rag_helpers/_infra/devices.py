@@ -1,4 +1,11 @@
-"""Picking where the models run (CUDA, Apple MPS or CPU) and in which dtype."""
+"""Picking where the models run (CUDA, Apple MPS or CPU) and in which dtype.
+
+Notebook 06 teaches the choice (``rag_helpers.generation.pick_device`` and
+``pick_dtype``); these are the package's versions, which also check a device
+that is asked for by name. On every combination of hardware they choose as
+the taught functions do (tests/test_generation.py). Infrastructure imports no
+course module, so the few lines of the choice are written here once more.
+"""
 from __future__ import annotations
 
 import torch

@@ -19,20 +19,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import hashlib
-import json
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from .cache import CACHE_DIR_ENV, cache_root, check_cache_dir
+from .cache import CACHE_DIR_ENV, build_atomically, cache_root, check_cache_dir, check_manifest, sha256_of, write_manifest
 
 __all__ = ["converted_dir", "ensure_converted", "check_converted", "MEASURED_CONVERSION_S"]
 
 _FORMAT = 1
-_MANIFEST = "manifest.json"
 _LOCK = ".convert.lock"
 #: What one conversion took on a 2-core CPU (benchmarks/RESULTS.md): said in the notice.
 MEASURED_CONVERSION_S = 40
@@ -43,65 +39,17 @@ def converted_dir(gguf_path: Path) -> Path:
     return cache_root() / "generators" / gguf_path.stem
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _source_id(gguf_path: Path) -> dict:
     # By content, not by path or date: every virtual environment installs its
     # own copy of the same file, and they should all share one cache.
-    return {"name": gguf_path.name, "size": gguf_path.stat().st_size, "sha256": _sha256(gguf_path)}
-
-
-def _manifest_problem(manifest: object) -> str | None:
-    """Why a parsed manifest is malformed, or None. Names must be plain file names in the folder."""
-    if not isinstance(manifest, dict):
-        return "malformed manifest: not an object"
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        return "malformed manifest: 'files' is not a non-empty mapping of names"
-    for name, meta in files.items():
-        if name in ("", ".", "..") or Path(name).name != name or "/" in name or "\\" in name:
-            return f"malformed manifest: file name {name!r} is not a plain name inside the cache folder"
-        if not isinstance(meta, dict):
-            return f"malformed manifest: entry {name!r} is not an object"
-        size, digest = meta.get("size"), meta.get("sha256")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            return f"malformed manifest: entry {name!r} has no valid size"
-        if not isinstance(digest, str) or len(digest) != 64:
-            return f"malformed manifest: entry {name!r} has no valid sha256"
-    return None
+    return {"name": gguf_path.name, "size": gguf_path.stat().st_size, "sha256": sha256_of(gguf_path)}
 
 
 def check_converted(folder: Path, gguf_path: Path) -> str | None:
     """Why ``folder`` is not a valid conversion of ``gguf_path``, or None if it is."""
-    manifest_path = folder / _MANIFEST
-    if not manifest_path.is_file():
-        return "no manifest"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        return "unreadable manifest"
-    problem = _manifest_problem(manifest)
-    if problem:
-        return problem
-    if manifest.get("format") != _FORMAT:
-        return "older cache format"
-    if manifest.get("source") != _source_id(gguf_path):
-        return "made from a different GGUF file"
-    for name, meta in manifest["files"].items():
-        path = folder / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != meta["size"]:
-            return f"{name} has the wrong size"
-        if _sha256(path) != meta["sha256"]:
-            return f"{name} does not match its checksum"
-    return None
+    return check_manifest(
+        folder, fmt=_FORMAT, source=lambda: _source_id(gguf_path), other_source="made from a different GGUF file"
+    )
 
 
 def ensure_converted(gguf_path: Path) -> Path:
@@ -174,11 +122,7 @@ def _convert(gguf_path: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a temporary folder beside the target and move it into place in
-    # one step, so an interrupted conversion never looks like a finished one.
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
+    def build(tmp: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
@@ -191,16 +135,6 @@ def _convert(gguf_path: Path, folder: Path) -> None:
             del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": _sha256(p)}
-            for p in sorted(tmp.iterdir())
-            if p.is_file()
-        }
-        manifest = {"format": _FORMAT, "source": _source_id(gguf_path), "files": files}
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_manifest(tmp, fmt=_FORMAT, source=_source_id(gguf_path))
+
+    build_atomically(folder, build)

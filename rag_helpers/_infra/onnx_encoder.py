@@ -13,7 +13,8 @@ Once per machine, the packaged model folder is exported to ONNX with
 ``torch.onnx.export`` (locally, offline) and kept in
 ``cache_root() / "encoders" / <model>`` with a ``manifest.json`` that records
 the size and SHA-256 of the exported file and of the model files it came
-from. A missing, stale or corrupt export is rebuilt, saying so in one line.
+from (the manifest pattern of ``cache.py``, shared with the generator cache).
+A missing, stale or corrupt export is rebuilt, saying so in one line.
 
 Every time it is loaded, the ONNX model embeds a few fixed sentences and must
 give the PyTorch encoder's vectors (cosine >= ``VERIFY_MIN_COSINE``);
@@ -28,13 +29,9 @@ Set ``RAG_FAST_EMBEDDING=0`` to turn the fast path off.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import warnings
 import weakref
@@ -45,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import cache_root
+from .cache import build_atomically, cache_root, check_manifest, file_id, write_manifest
 from .models import short_reason
 
 __all__ = [
@@ -70,7 +67,6 @@ VERIFY_MIN_COSINE = 0.99999
 TOKEN_BUDGET = 256
 
 _FORMAT = 1
-_MANIFEST = "manifest.json"
 _ONNX_FILE = "encoder.onnx"
 _OPSET = 17
 # What decides the exported network; the tokenizer files do not, since the
@@ -275,47 +271,21 @@ def exported_dir(model_dir: Path) -> Path:
     return cache_root() / "encoders" / f"{name}-onnx"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _file_id(path: Path) -> dict:
-    return {"size": path.stat().st_size, "sha256": _sha256(path)}
-
-
 def _source_id(model_dir: Path) -> dict:
     # By content, not by path: every virtual environment installs its own copy
     # of the same model, and they all share one export.
-    return {name: _file_id(model_dir / name) for name in _SOURCE_FILES if (model_dir / name).is_file()}
+    return {name: file_id(model_dir / name) for name in _SOURCE_FILES if (model_dir / name).is_file()}
 
 
 def check_exported(folder: Path, model_dir: Path) -> str | None:
     """Why ``folder`` is not a valid export of ``model_dir``, or None if it is."""
-    manifest_path = folder / _MANIFEST
-    if not manifest_path.is_file():
-        return "no manifest"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        expected = manifest["files"][_ONNX_FILE]
-        size, sha256 = expected["size"], expected["sha256"]
-    except (ValueError, KeyError, TypeError):
-        return "unreadable manifest"
-    if manifest.get("format") != _FORMAT:
-        return "older cache format"
-    if manifest.get("source") != _source_id(model_dir):
-        return "made from another model"
-    path = folder / _ONNX_FILE
-    if not path.is_file():
-        return f"{_ONNX_FILE} is missing"
-    if path.stat().st_size != size:
-        return f"{_ONNX_FILE} has the wrong size"
-    if _sha256(path) != sha256:
-        return f"{_ONNX_FILE} does not match its checksum"
-    return None
+    return check_manifest(
+        folder,
+        fmt=_FORMAT,
+        source=lambda: _source_id(model_dir),
+        other_source="made from another model",
+        required=(_ONNX_FILE,),
+    )
 
 
 def ensure_exported(model_dir: Path) -> Path:
@@ -339,11 +309,7 @@ def ensure_exported(model_dir: Path) -> Path:
 def _export(model_dir: Path, folder: Path) -> None:
     from transformers import AutoModel
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Built in a temporary folder beside the target and moved into place in
-    # one step, so an interrupted export never looks like a finished one.
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
+    def build(tmp: Path) -> None:
         # Eager attention: its plain matrix products export to standard ONNX
         # operators, which ONNX Runtime's optimizer recognizes and fuses.
         model = AutoModel.from_pretrained(
@@ -370,19 +336,11 @@ def _export(model_dir: Path, folder: Path) -> None:
                 opset_version=_OPSET,
                 dynamo=False,
             )
-        manifest = {
-            "format": _FORMAT,
-            "source": _source_id(model_dir),
-            "files": {_ONNX_FILE: _file_id(tmp / _ONNX_FILE)},
-            "exported_with": {"torch": torch.__version__, "opset": _OPSET},
-        }
-        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_manifest(
+            tmp, fmt=_FORMAT, source=_source_id(model_dir), exported_with={"torch": torch.__version__, "opset": _OPSET}
+        )
+
+    build_atomically(folder, build)
 
 
 class _LastHiddenState(torch.nn.Module):

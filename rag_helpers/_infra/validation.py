@@ -7,11 +7,23 @@ argument, instead of a NaN score or an ``IndexError`` from deep inside NumPy.
 from __future__ import annotations
 
 import numbers
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["check_positive_int", "check_k", "check_query_text", "check_texts", "as_float_array", "describe_rows"]
+__all__ = [
+    "check_positive_int",
+    "check_k",
+    "check_text",
+    "check_query_text",
+    "check_texts",
+    "is_invisible",
+    "remove_invisible",
+    "INVISIBLE_EXTRA",
+    "as_float_array",
+    "describe_rows",
+]
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -34,6 +46,55 @@ def check_k(k: object, n: int, *, name: str = "k", what: str = "documents") -> i
     return k
 
 
+# Invisible characters that are not in category Cf: Hangul fillers, the
+# braille blank, the combining grapheme joiner and the variation selectors.
+INVISIBLE_EXTRA = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def is_invisible(char: str) -> bool:
+    """True for a character that prints as nothing: Unicode category Cf (format) and a few others."""
+    return unicodedata.category(char) == "Cf" or char in INVISIBLE_EXTRA
+
+
+def remove_invisible(text: str) -> str:
+    """``text`` without its invisible characters (see ``is_invisible``)."""
+    if text.isascii():  # the usual case, and ASCII has none
+        return text
+    return "".join(char for char in text if not is_invisible(char))
+
+
+def _refuse_lone_surrogate(text: str, name: str) -> None:
+    # A lone surrogate ('\ud800', left by decoding bytes with
+    # errors="surrogateescape") is not valid Unicode: no tokenizer can encode it.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{name} contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character {exc.start}: "
+            "not valid Unicode text (was it decoded with errors='surrogateescape'?)"
+        ) from None
+
+
+def check_text(text: object, *, name: str = "text") -> str:
+    """Return ``text`` if it is a string that can go into a prompt; raise a clear error otherwise.
+
+    Refused: a non-string (``TypeError``); a text that is empty, only
+    whitespace, or only invisible characters; a lone surrogate such as
+    ``'\\ud800'`` (``ValueError``, naming ``name`` and the character's position).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a string, got {type(text).__name__}")
+    if not text.isascii():
+        _refuse_lone_surrogate(text, name)
+    if not remove_invisible(text).strip():
+        raise ValueError(f"{name} is empty (or only whitespace or invisible characters)")
+    return text
+
+
 def check_query_text(query: object, *, name: str = "query") -> str:
     """Return ``query`` if it is a non-blank string; raise otherwise.
 
@@ -44,8 +105,6 @@ def check_query_text(query: object, *, name: str = "query") -> str:
         raise TypeError(f"{name} must be a string, got {type(query).__name__}")
     if not query.strip():
         raise ValueError(f"{name} is empty (or only whitespace)")
-    from ..injection import check_text  # the one definition of "visible, valid text"
-
     return check_text(query, name=name)
 
 
@@ -57,20 +116,6 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
     refused like an empty one, and a lone surrogate (``'\\ud800'``, which no
     tokenizer can encode) is refused with its position.
     """
-    import unicodedata
-
-    # Characters that print as nothing: category Cf (format) and a few others;
-    # rag_helpers.injection.is_invisible says the same (a test checks).
-    extra_invisible = "\u115f\u1160\u3164\uffa0\u2800\u034f"
-
-    def visible(char: str) -> bool:
-        return not (
-            unicodedata.category(char) == "Cf"
-            or char in extra_invisible
-            or "\ufe00" <= char <= "\ufe0f"
-            or "\U000e0100" <= char <= "\U000e01ef"
-        )
-
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"{name} must be a list of strings, not a single {type(texts).__name__}")
     if isinstance(texts, np.ndarray):
@@ -87,15 +132,9 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
             raise ValueError(f"{name}[{i}] is empty (or only whitespace)")
         if stripped.isascii():  # the usual case: no surrogates, nothing invisible
             continue
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"{name}[{i}] contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character "
-                f"{exc.start}: not valid Unicode text (was it decoded with errors='surrogateescape'?)"
-            ) from None
+        _refuse_lone_surrogate(text, f"{name}[{i}]")
         # any() stops at the first visible character: usually the first one.
-        if not any(visible(char) and not char.isspace() for char in stripped):
+        if not any(not is_invisible(char) and not char.isspace() for char in stripped):
             raise ValueError(f"{name}[{i}] is empty (or only whitespace and invisible characters such as U+200B)")
     return list(texts)
 

@@ -23,15 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._infra.embedding_cache import embed_cached
-from ._infra.validation import check_k, check_positive_int, check_texts
+from .._infra.validation import check_k, check_positive_int, check_texts
 from .bm25 import BM25Index
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, chunk_documents
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk
 from .corpus import Span, relevance_matrix
 from .documents import Document
 from .embeddings import embed
 from .evaluation import EvaluationResult, evaluate
 from .hybrid import reciprocal_rank_fusion, weighted_fusion
+from .pipeline import RAGPipeline
 from .topk import top_k_rows
 
 __all__ = [
@@ -112,18 +112,19 @@ class ChunkRetrievers:
         cache_embeddings: bool = True,
         stopwords: Collection[str] | None = None,
     ) -> ChunkRetrievers:
-        """Chunk ``documents`` (as ``RAGPipeline.from_files`` does), embed the chunks, index their words.
+        """The chunks and embeddings of ``RAGPipeline.from_files(documents, ...)``, and a BM25 index of their words.
 
-        ``cache_embeddings=True`` keeps the embeddings in the user cache
-        (``embed_cached``): the same file ``RAGPipeline(..., cache_embeddings=True)``
-        uses for the same chunks. ``stopwords`` go to ``BM25Index`` (none by
+        ``cache_embeddings=True`` keeps the embeddings in the user cache:
+        the same file ``RAGPipeline(..., cache_embeddings=True)`` uses for the
+        same chunks. ``stopwords`` go to ``BM25Index`` (none by
         default: on the dev half, Lucene's English stop words changed BM25's
         recall@5 and MRR@10 by less than 0.005, slightly down).
         """
-        chunks = chunk_documents(documents, encoder, chunk_tokens, overlap, progress=len(documents) >= 100)
-        texts = [c.text for c in chunks]
-        vectors = embed_cached(texts, encoder) if cache_embeddings else embed(texts, encoder)
-        return cls(chunks, vectors, encoder, BM25Index(stopwords=stopwords).fit(texts))
+        # The pipeline is the assembler: it cuts, embeds (from the cache) and keeps each hit's Chunk.
+        pipe = RAGPipeline.from_files(list(documents), chunk_tokens=chunk_tokens, overlap=overlap, k=1,
+                                      encoder=encoder, cache_embeddings=cache_embeddings)
+        texts = [c.text for c in pipe.sources]
+        return cls(pipe.sources, pipe.doc_embeddings, encoder, BM25Index(stopwords=stopwords).fit(texts))
 
     def score(self, queries: Sequence[str]) -> QueryScores:
         """Both score matrices for ``queries`` (the queries are embedded once, in one batch)."""

@@ -22,7 +22,9 @@ in every document, and it leaves out the classic (k1 + 1) factor of the
 numerator, which multiplies every score by the same number and so changes
 no ranking. k1 = 1.5 and b = 0.75 are bm25s's defaults (Lucene's k1 is 1.2).
 
-How it is computed: everything that does not depend on the query is done
+Notebook 09 writes BM25 in plain Python, with a dictionary of postings
+(``rag_helpers.evaluation.BM25``); this index is its fast path, tested to give
+the same scores and the same top k. How it is computed: everything that does not depend on the query is done
 once, in ``fit``: each (word, document) pair's term above is stored in a
 sparse (n_words, n_docs) matrix W (CSR: row t lists the documents that
 contain word t, and its term in each). A query's scores are then the sum
@@ -34,14 +36,14 @@ exactly ``np.argsort(-scores, kind="stable")[:k]``.
 from __future__ import annotations
 
 import numbers
-import re
 from collections.abc import Collection, Sequence
 from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._infra.validation import check_k, check_query_text, check_texts
+from .. import evaluation as taught
+from .._infra.validation import check_k, check_query_text, check_texts
 from .topk import top_k_rows
 
 __all__ = ["ENGLISH_STOPWORDS", "tokenize", "BM25Index"]
@@ -53,9 +55,6 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     "that the their then there these they this to was will with".split()
 )
 
-# A token is a run of letters and digits (any script). Everything else,
-# underscore and punctuation included, separates tokens.
-_TOKEN = re.compile(r"[^\W_]+")
 
 # Scores held at once by ``search``: a block of queries times every document.
 _SCORE_BLOCK_ELEMENTS = 1 << 22  # 4 Mi float32 = 16 MiB
@@ -73,7 +72,7 @@ def tokenize(text: str, stopwords: Collection[str] | None = None) -> list[str]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
-    tokens = _TOKEN.findall(text.lower())
+    tokens = taught.tokenize(text)  # runs of letters and digits (any script), lowercased
     if stopwords:
         tokens = [t for t in tokens if t not in stopwords]
     return tokens

@@ -22,6 +22,14 @@ fewer bytes, and pay in precision:
 
 Recall against exact float32 search, and the time each takes, are measured in
 ``benchmarks/scale.py``.
+
+Notebook 10 writes each of these in a few lines (``rag_helpers.scaling``:
+``to_float16``, ``quantize_int8``, ``binary_codes``, ``hamming_distances``,
+``search_binary``). The functions here check their arguments, then call the
+taught function (``to_float16``, ``binary_codes`` block by block) or run a
+fast path: a blocked int8/float16 scan, a Hamming scan on 64-bit words, and a
+running shortlist instead of a full sort. ``tests/test_fast_paths_10.py``
+proves each fast path gives the taught function's results.
 """
 from __future__ import annotations
 
@@ -29,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._infra.validation import as_float_array, check_k, check_positive_int, describe_rows
-from .blocked_search import BlockScorer, scan_top_k, search_blocked
+from .. import scaling as taught
+from .._infra.validation import as_float_array, check_k, check_positive_int, describe_rows
+from .blocked_search import matmul_scorer, scan_top_k, search_blocked
 from .scoring import prepare_query_and_docs
 from .topk import top_k_rows
 from .vectors import UNIT_TOLERANCE, check_unit_rows
@@ -66,7 +75,7 @@ def to_float16(doc_vecs: np.ndarray) -> np.ndarray:
     """
     docs = as_float_array(doc_vecs, name="doc_vecs", ndims=(2,))
     check_unit_rows(docs, name="doc_vecs")
-    return docs.astype(np.float16)
+    return taught.to_float16(docs)
 
 
 def search_float16(
@@ -85,23 +94,9 @@ def search_float16(
     # A float16 cosine is within 5e-4 of the float32 one, so the usual check applies.
     rows = max(k, _CAST_BLOCK_ROWS)
     indices, scores = scan_top_k(
-        lambda: _cast_scorer(docs16, queries, rows), docs16.shape[0], len(queries), k, rows, workers=None
+        lambda: matmul_scorer(docs16, queries, rows), docs16.shape[0], len(queries), k, rows, workers=None
     )
     return (indices[0], scores[0]) if single else (indices, scores)
-
-
-def _cast_scorer(docs: np.ndarray, queries: np.ndarray, rows: int) -> BlockScorer:
-    """Scores of float16 or int8 rows: each block converted to float32 (exactly), then one BLAS call."""
-    buffer = np.empty((rows, docs.shape[1]), dtype=np.float32)
-    out = np.empty((rows, len(queries)), dtype=np.float32)
-    queries_t = queries.T
-
-    def score(start: int, stop: int) -> np.ndarray:
-        block = buffer[: stop - start]
-        np.copyto(block, docs[start:stop], casting="unsafe")  # float16 and int8 are exact in float32
-        return np.matmul(block, queries_t, out=out[: stop - start])
-
-    return score
 
 
 # ------------------------------------------------------------------------ int8
@@ -195,7 +190,7 @@ def search_int8(
     scaled = (queries * codes.scale).astype(np.float32)
     rows = max(pool, _CAST_BLOCK_ROWS)
     indices, scores = scan_top_k(
-        lambda: _cast_scorer(codes.codes, scaled, rows), n, len(queries), pool, rows,
+        lambda: matmul_scorer(codes.codes, scaled, rows), n, len(queries), pool, rows,
         workers=None, limit=limit, check=lambda s, first: _raise_bad_codes(s, first, limit),
     )
     if doc_vecs is not None:
@@ -217,8 +212,8 @@ def binary_codes(doc_vecs: np.ndarray, *, center: np.ndarray | None = None) -> n
 
     Bit j of a row is 1 where ``x[j] > 0`` (0 where it is negative or zero),
     in ``np.packbits`` order (the first value in the highest bit of the first
-    byte), exactly ``np.packbits(doc_vecs > 0, axis=-1)``. A (d,) vector
-    gives (ceil(d/8),).
+    byte): notebook 10's ``binary_codes``, called on blocks of rows so its
+    boolean temporary stays small. A (d,) vector gives (ceil(d/8),).
 
     center : optional (d,) vector subtracted first. Embeddings share a mean
         direction, so some dimensions have the same sign in nearly every
@@ -237,7 +232,7 @@ def binary_codes(doc_vecs: np.ndarray, *, center: np.ndarray | None = None) -> n
         if not finite.all():
             bad = describe_rows(np.flatnonzero(~finite) + start)
             raise ValueError(f"doc_vecs has NaN or infinite values in row(s) {bad}")
-        codes[start : start + len(block)] = np.packbits((block if shift is None else block - shift) > 0, axis=1)
+        codes[start : start + len(block)] = taught.binary_codes(block if shift is None else block - shift)
     return codes[0] if x.ndim == 1 else codes
 
 
@@ -245,8 +240,8 @@ def hamming_distances(query_code: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """How many bits of each code differ from the query's: (n,) uint16.
 
     query_code : (nbytes,) uint8; codes : (n, nbytes) uint8, from ``binary_codes``.
-    The plain version is ``np.bitwise_count(codes ^ query_code).sum(axis=1)``;
-    this one works in blocks, on 64-bit words, without its (n, nbytes) temporaries.
+    Notebook 10's ``hamming_distances`` is ``np.bitwise_count(codes ^ query_code).sum(axis=1)``;
+    this fast path gives the same numbers in blocks, on 64-bit words, without its (n, nbytes) temporaries.
     """
     words, query_words = _check_codes(codes, query_code)
     scan = _HammingScan(words)
@@ -291,6 +286,9 @@ def search_binary(
     center: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hamming shortlist, then exact float32 rescoring: ``search``'s contract at a fraction of the reads.
+
+    Notebook 10's ``search_binary`` in four lines, for one query or a batch, with
+    checks: the same indices and scores for the same shortlist size (tested).
 
     query_vecs : (d,) or (q, d) float, unit rows
     codes : (n, ceil(d/8)) uint8, ``binary_codes(doc_vecs)`` (with the same ``center``)

@@ -1,8 +1,8 @@
 """The optimized path of ``rag_helpers.search``: exact top-k over a large matrix, in blocks.
 
-Notebooks 03 and 04 teach search as two lines: ``scores = docs @ q`` and
-``np.argsort(-scores, kind="stable")[:k]``. That is what ``retrieval.search_simple``
-does, and what this module computes too, to the last bit, but faster and
+Notebooks 03 and 04 teach search as scores then top-k: ``scores = docs @ q`` and
+``np.argsort(-scores, kind="stable")[:k]`` (``rag_helpers.topk.search``). This
+module computes the same answer (``tests/test_fast_paths_03_04.py``), but faster and
 with bounded memory: the documents are scored block by block, and each block
 is folded into the running top k with as little work as possible.
 
@@ -122,26 +122,36 @@ def search_blocked(
         # Each thread holds one block of scores: together, at most block_bytes.
         rows = rows_per_block(k, len(chunk), docs.itemsize, block_bytes // workers)
         indices[qs : qs + len(chunk)], scores[qs : qs + len(chunk)] = scan_top_k(
-            lambda: _matmul_scorer(docs, chunk, rows), docs.shape[0], len(chunk), k, rows,
+            lambda: matmul_scorer(docs, chunk, rows), docs.shape[0], len(chunk), k, rows,
             workers=workers, after_block=after_block,
         )
     return indices, scores
 
 
-def _matmul_scorer(docs: np.ndarray, queries: np.ndarray, rows: int) -> BlockScorer:
-    # One BLAS call per block: a matrix-vector product (gemv) for one query,
-    # a matrix product (gemm) for a batch, written straight into one buffer
-    # (b, q): one row per document, the layout BLAS writes fastest (a fifth
-    # faster than (q, b) at q = 64, measured).
-    out = np.empty((rows, len(queries)), dtype=docs.dtype)
+def matmul_scorer(docs: np.ndarray, queries: np.ndarray, rows: int) -> BlockScorer:
+    """Scores of blocks of ``docs`` (up to ``rows`` rows) against ``queries`` (q, d): one BLAS call per block.
+
+    A matrix-vector product (gemv) for one query, a matrix product (gemm) for
+    a batch, written straight into one buffer (b, q): one row per document,
+    the layout BLAS writes fastest (a fifth faster than (q, b) at q = 64,
+    measured). Rows of another dtype than the queries (float16, int8 codes)
+    are first copied into a float32 buffer, which holds them exactly: NumPy's
+    own float16 and integer products are many times slower than BLAS.
+    """
+    out = np.empty((rows, len(queries)), dtype=queries.dtype)
     queries_t = queries.T
+    cast = np.empty((rows, docs.shape[1]), dtype=queries.dtype) if docs.dtype != queries.dtype else None
 
     def score(start: int, stop: int) -> np.ndarray:
         block_out = out[: stop - start]
+        block = docs[start:stop]
+        if cast is not None:
+            block = cast[: stop - start]
+            np.copyto(block, docs[start:stop], casting="unsafe")
         if len(queries) == 1:
-            np.matmul(docs[start:stop], queries[0], out=block_out[:, 0])
+            np.matmul(block, queries[0], out=block_out[:, 0])
         else:
-            np.matmul(docs[start:stop], queries_t, out=block_out)
+            np.matmul(block, queries_t, out=block_out)
         return block_out
 
     return score

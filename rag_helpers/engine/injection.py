@@ -8,8 +8,9 @@ the conversation. ``neutralize`` rewrites the few things in a text that could
 forge structure, visibly, and leaves everything else as it was:
 
 * **invisible characters** (zero-width spaces, bidirectional controls, the
-  invisible "tag" letters used to smuggle hidden text; Unicode category Cf)
-  are removed, so they cannot hide a header or a control token;
+  invisible "tag" letters used to smuggle hidden text; Unicode category Cf;
+  ``_infra.validation.is_invisible``, the package's one definition) are
+  removed, so they cannot hide a header or a control token;
 * **line breaks** of every kind (``\\r\\n``, ``\\r``, ``\\u2028``, ...) become ``\\n``;
 * **control tokens** of chat templates (``<|im_start|>``, ``<|endoftext|>``,
   ``</s>``, ``[INST]``, ...: SmolLM2's, LFM2's and other common families) are
@@ -39,6 +40,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
+
+from .._infra.validation import check_text, is_invisible, remove_invisible
 
 __all__ = [
     "neutralize",
@@ -76,14 +79,6 @@ CONTROL_TOKENS: tuple[str, ...] = (
     "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
     "<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>",
     "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<think>", "</think>",
-)
-
-# Invisible characters that are not in category Cf: Hangul fillers, the
-# braille blank, the combining grapheme joiner and the variation selectors.
-_INVISIBLE_EXTRA = frozenset(
-    "\u115f\u1160\u3164\uffa0\u2800\u034f"
-    + "".join(map(chr, range(0xFE00, 0xFE10)))
-    + "".join(map(chr, range(0xE0100, 0xE01F0)))
 )
 
 # Cyrillic and Greek letters drawn like the Latin letters of the header words.
@@ -135,42 +130,6 @@ _CONTROL_PATTERNS = re.compile(
     ).replace("~", _SPACE + "*")
 )
 _ESCAPES = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;"})
-
-
-def is_invisible(char: str) -> bool:
-    """True for a character that prints as nothing: Unicode category Cf (format) and a few others."""
-    return unicodedata.category(char) == "Cf" or char in _INVISIBLE_EXTRA
-
-
-def remove_invisible(text: str) -> str:
-    """``text`` without its invisible characters (see ``is_invisible``)."""
-    if text.isascii():  # the usual case, and ASCII has none
-        return text
-    return "".join(char for char in text if not is_invisible(char))
-
-
-def check_text(text: object, *, name: str = "text") -> str:
-    """Return ``text`` if it is a string that can go into a prompt; raise a clear error otherwise.
-
-    Refused: a non-string (``TypeError``); a text that is empty, only
-    whitespace, or only invisible characters; a lone surrogate such as
-    ``'\\ud800'`` (left by decoding bytes with ``errors="surrogateescape"``),
-    which is not valid Unicode and which no tokenizer can encode
-    (``ValueError``, naming ``name`` and the character's position).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"{name} must be a string, got {type(text).__name__}")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"{name} contains a lone surrogate (U+{ord(text[exc.start]):04X}) at character {exc.start}: "
-                "not valid Unicode text (was it decoded with errors='surrogateescape'?)"
-            ) from None
-    if not remove_invisible(text).strip():
-        raise ValueError(f"{name} is empty (or only whitespace or invisible characters)")
-    return text
 
 
 def _skeleton(text: str) -> tuple[str, list[int]]:

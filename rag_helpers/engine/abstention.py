@@ -1,5 +1,10 @@
 """Knowing when to say "I don't know": choosing the score threshold (notebook 09).
 
+The rule and the trade-off curve are taught in notebook 09 and live in
+``rag_helpers.evaluation`` (``tradeoff``, ``candidate_thresholds``,
+``choose_threshold``); the functions here check their arguments, then call
+them, and add the capped rule (``max_wrongly_refused``).
+
 ``RAGPipeline(documents, min_score=t)`` answers ``ABSTAIN_ANSWER`` ("I don't
 know ...") without asking the model when the best retrieved document scores
 below ``t``. Which ``t``? Each choice makes two kinds of mistakes:
@@ -33,9 +38,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ._infra.validation import check_texts
-from .blocked_search import search_blocked
-from .embeddings import embed
+from .. import evaluation as taught
+from .._infra.validation import check_texts
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -91,13 +95,17 @@ class _Retrievers(Protocol):
 def best_scores(pipeline: _Retrievers, questions: Sequence[str]) -> np.ndarray:
     """(q,) float32: the score of each question's best document, as ``pipeline.retrieve(question, 1)`` gives it.
 
-    The questions are embedded in one batch and searched with the
-    pipeline's own kernel: the numbers ``RAGPipeline`` compares with
-    ``min_score`` (to float rounding; a batch pads its texts).
+    The questions are embedded in one batch (``rh.embed``) and searched with
+    ``rh.search``, the steps ``RAGPipeline.retrieve`` takes: the numbers it
+    compares with ``min_score`` (to float rounding; a batch pads its texts).
     """
+    # Imported here: rh.DEFAULT_MIN_SCORE must not pay for the embedding model's libraries.
+    from .embeddings import embed
+    from .retrieval import search
+
     questions = check_texts(questions, name="questions")
     query_vecs = embed(questions, pipeline.encoder)  # (q, dim) float32, unit rows
-    _, scores = search_blocked(query_vecs, pipeline.doc_embeddings, 1)  # (q, 1)
+    _, scores = search(query_vecs, pipeline.doc_embeddings, 1)  # (q, 1)
     return scores[:, 0]
 
 
@@ -109,8 +117,8 @@ def error_rates(best_answerable: np.ndarray, best_unanswerable: np.ndarray,
     ``threshold``, as in ``RAGPipeline``: a score equal to it is answered.
     """
     answerable, unanswerable = _check_scores(best_answerable, best_unanswerable)
-    threshold = _check_threshold(threshold)
-    return float(np.mean(answerable < threshold)), float(np.mean(unanswerable >= threshold))
+    refused, answered = taught.tradeoff(answerable, unanswerable, [_check_threshold(threshold)])
+    return float(refused[0]), float(answered[0])
 
 
 def candidate_thresholds(best_answerable: np.ndarray, best_unanswerable: np.ndarray) -> np.ndarray:
@@ -121,9 +129,7 @@ def candidate_thresholds(best_answerable: np.ndarray, best_unanswerable: np.ndar
     every question, the highest refuses them all.
     """
     answerable, unanswerable = _check_scores(best_answerable, best_unanswerable)
-    values = np.unique(np.concatenate([answerable, unanswerable]))  # sorted, distinct
-    edges = np.concatenate([[values[0] - 2 * _BEYOND], values, [values[-1] + 2 * _BEYOND]])
-    return (edges[:-1] + edges[1:]) / 2
+    return taught.candidate_thresholds(answerable, unanswerable, beyond=_BEYOND)
 
 
 def threshold_tradeoff(best_answerable: np.ndarray, best_unanswerable: np.ndarray,
@@ -141,9 +147,7 @@ def threshold_tradeoff(best_answerable: np.ndarray, best_unanswerable: np.ndarra
         grid = candidate_thresholds(answerable, unanswerable)
     else:
         grid = _check_grid(thresholds)
-    # (m, a) and (m, u) comparisons: small, and one line each.
-    refused = (answerable[None, :] < grid[:, None]).mean(axis=1)
-    answered = (unanswerable[None, :] >= grid[:, None]).mean(axis=1)
+    refused, answered = taught.tradeoff(answerable, unanswerable, grid)  # (m,) each
     return Tradeoff(grid.astype(np.float64), refused, answered)
 
 
@@ -157,6 +161,9 @@ def choose_threshold(best_answerable: np.ndarray, best_unanswerable: np.ndarray,
     the thresholds whose wrongly refused is at most ``c``. Ties: the lowest
     threshold. ``thresholds``: the candidates, default ``candidate_thresholds``.
     """
+    if max_wrongly_refused is None and thresholds is None:
+        # The rule of notebook 09, on checked scores.
+        return taught.choose_threshold(*_check_scores(best_answerable, best_unanswerable))
     curve = threshold_tradeoff(best_answerable, best_unanswerable, thresholds)
     if max_wrongly_refused is None:
         cost = curve.total

@@ -32,6 +32,13 @@ and the judgements as a list of q entries, each a set of relevant ids
 (binary) or a dict id -> grade (graded). Each returns (q,) float64 per-query
 values; ``.mean()`` gives the figure for the whole set. ``evaluation.evaluate``
 computes all of them at several k at once.
+
+Notebook 09 writes the four metrics for one ranking and a set of relevant
+ids (``rag_helpers.evaluation``: ``hit_at_k``, ``recall_at_k``,
+``reciprocal_rank``, ``ndcg_at_k``). This module is their fast path for many
+queries (the grades looked up once into arrays, each metric a few array
+operations), with checks and graded judgements; ``tests/test_fast_paths_09.py``
+proves it gives the taught functions' numbers on binary judgements.
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._infra.validation import check_positive_int
+from .._infra.validation import check_positive_int
 
 __all__ = ["Judged", "judge", "hit_rate_at_k", "recall_at_k", "reciprocal_rank", "ndcg_at_k"]
 

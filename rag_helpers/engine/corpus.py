@@ -16,6 +16,13 @@ The questions are split once into a "dev" half (tune on it) and a "test" half
 off-topic) test whether a pipeline knows when to say "I don't know".
 
 The data files are built by ``tools/build_python_docs_corpus.py``.
+
+Notebook 08 reads the same files in a few lines (``rag_helpers/documents.py``:
+``load_python_docs``, ``load_labelled_questions``, ``is_relevant``, which this
+module uses as they are); here the loaders also check the data (checksums,
+spans inside their page, unique ids, clear errors naming file and byte), and
+``relevance_matrix`` compares every pair at once. The tests check both give the
+same results.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .documents import Document
+from rag_helpers.documents import Document, LabelledQuestion, is_relevant
 
 __all__ = [
     "LabelledQuestion",
@@ -51,21 +58,6 @@ KINDS = ("python", "off-topic")
 _FORMAT_VERSION = 1
 # Read through importlib.resources: works from a wheel, an editable install and Colab.
 _DATA_DIR = resources.files("rag_helpers") / "data"
-
-
-@dataclass(frozen=True)
-class LabelledQuestion:
-    """A question and where its answer lies: ``document.text[start:end]`` of the page ``source``.
-
-    ``id`` is stable (``"faq/programming#how-do-i-copy-a-file"``); ``split`` is "dev" or "test".
-    """
-
-    id: str
-    question: str
-    source: str
-    start: int
-    end: int
-    split: str
 
 
 @dataclass(frozen=True)
@@ -114,15 +106,6 @@ def answer_text(question: LabelledQuestion) -> str:
 
 
 # ---------------------------------------------------------------- relevance
-
-def is_relevant(chunk: Span, question: Span) -> bool:
-    """True when the chunk comes from the question's page and shares a character with its answer.
-
-    Spans are half-open, ``[start, end)``: a chunk that ends exactly where the
-    answer starts shares no character with it, and an empty chunk shares none.
-    """
-    return chunk.source == question.source and max(chunk.start, question.start) < min(chunk.end, question.end)
-
 
 def relevance_matrix(chunks: Sequence[Span], questions: Sequence[Span]) -> np.ndarray:
     """``(n_questions, n_chunks)`` bool: entry ``[i, j]`` is ``is_relevant(chunks[j], questions[i])``.

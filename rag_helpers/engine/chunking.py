@@ -22,6 +22,13 @@ How we cut, in three steps:
    chunk starts up to ``overlap`` tokens earlier, at the first word boundary
    there, so that a sentence cut in two is still read whole in one chunk.
 
+Notebook 08 builds these steps (``rag_helpers/documents.py``: ``boundary_levels``,
+``token_windows``, ``chunk_text``, ``chunk_documents``). This module uses its
+levels and ``Chunk`` as they are and adds what a learner can skip: argument
+checks, long texts tokenized in pieces (much faster), and a veto that shortens
+a window that starts or ends inside a word and counts more tokens read alone.
+On plain text the chunks are the notebook's, exactly (tests/test_chunking.py).
+
 A chunk's text is the document's text from its first token to its last one,
 ``document.text[start:end]``: what we embed is exactly what we quote and
 cite. Counting with the real tokenizer matters: 200 tokens are about 150
@@ -32,9 +39,21 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from .documents import Document
+# What notebook 08 teaches, used as it is: the Chunk, the boundary levels and
+# how each gap is rated. The windows with a ``fits`` veto, the checks and the
+# fast tokenization of long texts are this module's.
+from rag_helpers import documents as taught
+from rag_helpers.documents import (
+    PARAGRAPH,
+    PUNCTUATION,
+    SENTENCE,
+    WORD,
+    WORD_PIECE,
+    Chunk,
+    Document,
+    boundary_levels,
+)
 
 __all__ = [
     "Chunk",
@@ -56,72 +75,7 @@ __all__ = [
 DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP = 40
 
-# Boundary levels: how good a place it is to end a chunk. Higher is better.
-WORD_PIECE = 0   # inside a word: "un|believable"
-PUNCTUATION = 1  # a word and its punctuation, no space: "world|."
-WORD = 2         # whitespace between words (a single line break too: text is often hard-wrapped)
-SENTENCE = 3     # after ". ", "! ", "? " (or a CJK full stop)
-PARAGRAPH = 4    # a blank line; also the start and the end of the text
-
-_SENTENCE_ENDS = frozenset({".", "!", "?", "\u2026"})  # ... and the ellipsis
-_CJK_SENTENCE_ENDS = frozenset({"\u3002", "\uff01", "\uff1f"})  # no space follows these
 _WORD_SEPARATOR = re.compile("[ \n\t\r]")  # what BERT splits words at (not every str.isspace() character)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A piece of a Document: its text and where it lies in the source.
-
-    ``text == document.text[start:end]``; ``line`` is the 1-based line of
-    ``start`` in the document's text; ``page`` is the document's page (PDF).
-    """
-
-    text: str
-    source: str
-    start: int
-    end: int
-    line: int = 1
-    page: int | None = None
-
-    @property
-    def location(self) -> str:
-        """Where to cite it: ``path:line``, or ``path, page N`` for a PDF page."""
-        return f"{self.source}, page {self.page}" if self.page is not None else f"{self.source}:{self.line}"
-
-
-def boundary_levels(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]) -> list[int]:
-    """How good a place to cut each gap between tokens is.
-
-    ``offsets[i]`` is token i's ``(start, end)`` in ``text`` and ``word_ids[i]``
-    the word it belongs to (both from a fast tokenizer). Returns ``n + 1``
-    levels for ``n`` tokens: ``levels[j]`` rates a cut just before token j;
-    ``levels[0]`` and ``levels[n]`` (the ends of the text) are ``PARAGRAPH``.
-    """
-    n = len(offsets)
-    levels = [PARAGRAPH] * (n + 1)
-    for j in range(1, n):
-        previous_start, previous_end = offsets[j - 1]
-        gap = text[previous_end:offsets[j][0]]  # only whitespace, or characters the tokenizer drops
-        if word_ids[j] is not None and word_ids[j] == word_ids[j - 1]:
-            levels[j] = WORD_PIECE
-        elif gap.count("\n") >= 2:
-            levels[j] = PARAGRAPH
-        elif text[previous_start:previous_end] in _CJK_SENTENCE_ENDS:
-            levels[j] = SENTENCE
-        elif any(ch.isspace() for ch in gap):
-            levels[j] = SENTENCE if _ends_sentence(text, offsets, j - 1) else WORD
-        else:
-            levels[j] = PUNCTUATION
-    return levels
-
-
-def _ends_sentence(text: str, offsets: Sequence[tuple[int, int]], i: int) -> bool:
-    """Is token i a full stop (or ! ? ...) that ends a sentence?"""
-    if text[offsets[i][0]:offsets[i][1]] not in _SENTENCE_ENDS:
-        return False
-    # A full stop right after a bare number is a list item ("2.") or a section ("1.3."), not a sentence end.
-    after_number = i >= 1 and offsets[i - 1][1] == offsets[i][0] and text[offsets[i - 1][0]:offsets[i - 1][1]].isdigit()
-    return not after_number
 
 
 def token_windows(
@@ -140,6 +94,8 @@ def token_windows(
     given, may refuse a window; it is then shortened a token at a time (a
     single token is never refused).
     """
+    if fits is None:  # nothing to veto: exactly notebook 08's windows
+        return taught.token_windows(levels, chunk_tokens, overlap)
     n = len(levels) - 1
     windows: list[tuple[int, int]] = []
     start = covered = 0  # tokens before `covered` are in a window already
@@ -152,7 +108,7 @@ def token_windows(
             end = max(range(shortest, start + chunk_tokens + 1), key=lambda j: (levels[j], j))
         # A refused window is shortened at its end while it still reaches new
         # tokens, then at its start (giving up overlap): never a gap, always forward.
-        while fits is not None and end - start > 1 and not fits(start, end):
+        while end - start > 1 and not fits(start, end):
             if end > covered + 1:
                 end -= 1
             else:

@@ -53,8 +53,9 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from ._infra.embedding_cache import model_fingerprint, texts_digest
-from ._infra.validation import as_float_array, check_k, check_texts, describe_rows
+from .embedding_cache import model_fingerprint, texts_digest
+from .._infra.cache import sha256_of
+from .._infra.validation import as_float_array, check_k, check_texts, describe_rows
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
 from .chunking import Chunk
 from .embeddings import embed
@@ -233,7 +234,7 @@ def save_index(
         "model": str(model),
         "texts": texts_digest(texts),
         "table": table_digest,
-        "files": {name: {**_quick_digest(folder / name), "sha256": _full_digest(folder / name)} for name in arrays},
+        "files": {name: {**_quick_digest(folder / name), "sha256": sha256_of(folder / name)} for name in arrays},
     }
     _write_atomically(folder / MANIFEST, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
     return folder
@@ -405,7 +406,7 @@ def _open_array(folder: Path, name: str, dtype: np.dtype, shape: tuple | None, r
     quick = _quick_digest(path)
     if not isinstance(recorded, dict) or any(recorded.get(key) != value for key, value in quick.items()):
         raise CorruptIndexError(f"{path} is not the file {MANIFEST} describes (its size or digest differ)")
-    if verify and _full_digest(path) != recorded.get("sha256"):
+    if verify and sha256_of(path) != recorded.get("sha256"):
         raise CorruptIndexError(f"{path}: its SHA-256 differs from the one in {MANIFEST}")
     if math.prod(file_shape) == 0:
         return np.zeros(file_shape, dtype=file_dtype)  # an empty array cannot be memory-mapped
@@ -483,14 +484,6 @@ def _quick_digest(path: Path) -> dict:
             f.seek(max(_DIGEST_BYTES, size - _DIGEST_BYTES))
             digest.update(f.read())
     return {"bytes": size, "ends_sha256": digest.hexdigest()}
-
-
-def _full_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_atomically(path: Path, write) -> None:

@@ -26,6 +26,11 @@ anywhere), they carry no preference and normalize to 0 everywhere.
 
 Ties, in both: the lower document index first, the course's rule
 (``np.argsort(-fused, kind="stable")``).
+
+Notebook 09 writes both for one query (``rag_helpers.evaluation``: ``rrf``,
+``min_max``, ``weighted_fusion``); the functions here check their arguments
+and fuse many queries at once (``np.unique`` and ``np.bincount`` for RRF, one
+array expression for the weighted sum), tested to give the same rankings.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from ._infra.validation import as_float_array, check_k
+from .._infra.validation import as_float_array, check_k
 from .topk import top_k_rows
 
 __all__ = ["RRF_CONSTANT", "reciprocal_rank_fusion", "min_max_normalize", "weighted_fusion"]

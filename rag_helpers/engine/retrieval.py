@@ -2,24 +2,27 @@
 
 ``search`` is scoring (notebook 03, ``scoring.py``) and top-k (notebook 04,
 ``topk.py``) for one query or a batch; ``retrieve`` embeds a question and
-returns the best documents themselves. ``search_simple`` is the two-line
-version the notebooks teach; ``search`` gives the same answer through the
-optimized path in ``blocked_search.py``, with memory bounded whatever the
-size of the corpus.
+returns the best documents themselves. Notebook 04 teaches search as scores
+then a stable top-k (``rag_helpers.topk.search``); ``search`` checks its
+arguments and gives the same answer through the fast path in
+``blocked_search.py`` (tested: ``tests/test_fast_paths_03_04.py``), with
+memory bounded whatever the size of the corpus.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
 
-from ._infra.validation import check_k, check_positive_int, check_query_text, check_texts
+from .._infra.validation import check_k, check_positive_int, check_query_text, check_texts
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
-from .embeddings import embed
 from .scoring import prepare_query_and_docs
 
-__all__ = ["Hit", "search", "search_simple", "retrieve", "retrieve_with_numpy"]
+if TYPE_CHECKING:  # only for the annotation: `search` must not import torch
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["Hit", "search", "retrieve", "retrieve_with_numpy", "SCORE_BLOCK_BYTES"]
 
 
 class Hit(tuple):
@@ -50,13 +53,6 @@ class Hit(tuple):
 
     def __getnewargs__(self) -> tuple:  # copy and pickle keep the extras
         return (self[0], self[1], self.index, self.source)
-
-
-def search_simple(query_vec: np.ndarray, doc_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Notebooks 03 and 04 in two lines, for one (d,) query: ``(indices (k,), scores (k,))``."""
-    scores = doc_vecs @ query_vec                      # (n,): one matrix-vector product
-    indices = np.argsort(-scores, kind="stable")[:k]   # best first, ties in index order
-    return indices, scores[indices]
 
 
 def search(
@@ -128,6 +124,8 @@ def retrieve(
             f"but doc_embeddings has shape {np.shape(doc_embeddings)}"
         )
     k = check_k(k, n)
+    from .embeddings import embed  # imported on first use: it brings in sentence-transformers
+
     indices, scores = search(embed([query], encoder)[0], doc_embeddings, k)
     return [Hit(float(s), documents[i], i) for i, s in zip(indices.tolist(), scores.tolist())]
 

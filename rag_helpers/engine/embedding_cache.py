@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from ..embeddings import embed
-from ..vectors import check_unit_rows
-from .cache import CACHE_DIR_ENV, cache_root, check_cache_dir
-from .validation import check_texts
+from .embeddings import embed
+from .vectors import check_unit_rows
+from .._infra.cache import CACHE_DIR_ENV, cache_root, check_cache_dir
+from .._infra.validation import check_texts
 
 __all__ = ["embed_cached", "embedding_cache_path", "model_fingerprint", "texts_digest"]
 
