@@ -50,7 +50,7 @@ def _decoding(generator: rh.Generator, n_tokens: int, repeats: int) -> dict[str,
     import torch
     from transformers import GenerationConfig
 
-    inputs = generator.encode_prompt(rh.build_prompt(rh.SAMPLE_QUESTION, PLANET_DOCS))
+    inputs = generator.encode(rh.build_prompt(rh.SAMPLE_QUESTION, PLANET_DOCS))
     defaults = generator.model.generation_config
     eos = defaults.eos_token_id
     pad = defaults.pad_token_id if defaults.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)

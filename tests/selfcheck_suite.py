@@ -1,4 +1,4 @@
-"""The five tests every notebook's self-checks get, written once (notebooks 08-10 use them).
+"""The five tests every notebook's self-checks get, written once (tests/test_selfchecks_NN.py use them).
 
 ``exercise_tests(notebook, wrong)`` returns test functions for a module to
 add to its globals. They take a ``run_after(exercise, code) -> printed``
@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
 
 import selfchecks  # noqa: E402
 
 
-def exercise_tests(notebook: Path, wrong: dict[str, dict[str, str]]) -> dict:
-    """The tests for ``notebook``'s self-checks, with ``wrong``: exercise -> {mistake: code}."""
+def exercise_tests(notebook: Path, wrong: dict[str, dict[str, str]], namespace: dict | None = None) -> dict:
+    """The tests for ``notebook``'s self-checks, with ``wrong``: exercise -> {mistake: code}.
+
+    With ``namespace`` (the names the checks need, none of them a fixture), the tests come
+    with their ``run_after`` fixture; without it, the calling module defines one.
+    """
     exercises = sorted(selfchecks.tagged_cells(notebook, "self-check"))
     wrong_answers = [(exercise, mistake) for exercise, answers in wrong.items() for mistake in answers]
 
@@ -45,8 +50,17 @@ def exercise_tests(notebook: Path, wrong: dict[str, dict[str, str]]) -> dict:
         assert "not attempted yet" in printed and "correct" not in printed
 
     @pytest.mark.parametrize(("exercise", "mistake"), wrong_answers)
+    @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the NaN some mistakes make
     def test_a_wrong_answer_is_rejected(exercise, mistake, run_after):
         with pytest.raises(AssertionError):
             run_after(exercise, wrong[exercise][mistake])
 
-    return {name: value for name, value in locals().items() if name.startswith("test_")}
+    tests = {name: value for name, value in locals().items() if name.startswith("test_")}
+    if namespace is not None:
+
+        @pytest.fixture
+        def run_after():
+            return lambda exercise, code: selfchecks.run_check(notebook, exercise, code, dict(namespace))
+
+        tests["run_after"] = run_after
+    return tests

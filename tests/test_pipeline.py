@@ -36,7 +36,7 @@ def test_pipeline_embeds_documents_once_as_unit_rows(pipe):
 
 def test_pipeline_trims_the_context_to_the_window_with_a_warning(pipe, monkeypatch):
     gen = pipe.generator
-    prompt_one = gen.count_prompt_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER]))
+    prompt_one = gen.count_tokens(rh.build_prompt(rh.SAMPLE_QUESTION, [JUPITER]))
     monkeypatch.setattr(type(gen), "context_window", property(lambda self: prompt_one + 24))
     with pytest.warns(rh.ContextTrimmedWarning, match="only the best 1 of 2"):
         result = pipe.answer(rh.SAMPLE_QUESTION)

@@ -3,8 +3,10 @@
 ``load_generator`` gives a ``Generator``: a model with its tokenizer. It
 writes from any prompt, all at once (``generate``) or piece by piece as the
 words come (``stream``). Greedy decoding is the default: the same answer on
-every run. ``generate_real_answer`` is the course's step 6 in one call:
-build the prompt from a question and its documents, then generate.
+every run, token for token the answer of notebook 06's hand-written loop
+(``rag_helpers.generation.greedy_decode``; tested). Building the prompt is
+not this module's job: ``generate_real_answer`` (prompt, then generate) is
+assembled in ``engine/pipeline.py``.
 
 Where models come from (the Hub, the packaged offline copy, the fallback
 rule) is infrastructure, in ``_infra/generator_loading.py``.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -23,13 +25,11 @@ from .._infra.devices import pick_device
 from .._infra.generator_loading import resolve_and_load
 from .._infra.models import PACKAGED_GENERATOR
 from .._infra.validation import check_positive_int
-from .prompts import build_prompt  # only for generate_real_answer, which moves to engine/pipeline.py
 
 __all__ = [
     "Generator",
     "Sampling",
     "load_generator",
-    "generate_real_answer",
     "DEFAULT_MAX_NEW_TOKENS",
 ]
 
@@ -196,9 +196,6 @@ class Generator:
         )
         return inputs, config, seed
 
-    # Names from before the one-module-per-notebook layout.
-    encode_prompt = encode
-    count_prompt_tokens = count_tokens
 
 
 def load_generator(model_name: str | None = None, device: str | None = None) -> Generator:
@@ -218,33 +215,3 @@ def load_generator(model_name: str | None = None, device: str | None = None) -> 
     device = pick_device(device)
     model, tokenizer, name, source = resolve_and_load(model_name, device)
     return Generator(model=model, tokenizer=tokenizer, name=name, device=device, source=source)
-
-
-def print_piece(text: str) -> None:
-    """Print a piece of a streamed answer as it arrives."""
-    print(text, end="", flush=True)
-
-
-def generate_real_answer(
-    question: str,
-    documents: Sequence[str],
-    generator: Generator,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    *,
-    stream: bool | Callable[[str], object] = False,
-    **sampling,
-) -> str:
-    """Step 6 in one call: ask ``generator`` the ``question`` with ``documents`` as context.
-
-    ``stream=True`` prints the answer as it is written; a callable receives
-    each new piece of text instead. ``sampling``: the fields of ``Sampling``.
-    """
-    prompt = build_prompt(question, documents)
-    if not stream:
-        return generator.generate(prompt, max_new_tokens, **sampling)
-    on_text = print_piece if stream is True else stream
-    pieces = []
-    for piece in generator.stream(prompt, max_new_tokens, **sampling):
-        on_text(piece)
-        pieces.append(piece)
-    return "".join(pieces).strip()
