@@ -6,6 +6,8 @@
 Where the model runs and in which number format, how its scores become
 probabilities, and greedy decoding written out by hand, with a KV cache.
 """
+import inspect
+
 import numpy as np
 import torch
 from transformers import PreTrainedModel
@@ -59,12 +61,14 @@ def greedy_decode(
     attention keys and values (the KV cache); each later step runs the model
     on the one new token only, reading the earlier tokens from the cache.
     """
+    # transformers 5.24 renamed the cache argument from past_key_values to cache: use the model's name for it.
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     cache = None
     ids = input_ids  # what the model reads this step: the prompt, then one token at a time
     new: list[int] = []
     for _ in range(max_new_tokens):
-        out = model(input_ids=ids, cache=cache, use_cache=True)  # logits: (1, len(ids), vocab)
-        cache = out.cache  # keys and values of every token so far (older transformers: past_key_values)
+        out = model(input_ids=ids, use_cache=True, **{cache_arg: cache})  # logits: (1, len(ids), vocab)
+        cache = getattr(out, cache_arg)  # the keys and values of every token so far
         next_id = int(out.logits[0, -1].argmax())  # the best next token
         if next_id in stop_ids:
             break

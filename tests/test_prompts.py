@@ -4,11 +4,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import rag_helpers as rh
 from rag_helpers.engine import prompts
+from rag_helpers._infra.validation import remove_invisible
 from rag_helpers.engine.prompts import PROMPT_STYLES, build_prompt, fit_documents, undefended_prompt
 
 JUPITER = "Jupiter is the largest planet in our solar system."
@@ -228,8 +229,14 @@ def test_on_plain_documents_rh_build_prompt_is_the_taught_layout(question, docum
     assert build_prompt(question, documents, style="plain") == taught.build_prompt(question, documents)
 
 
-@given(question=st.text(min_size=1).filter(lambda t: t.strip() and t.isprintable()),
-       documents=st.lists(st.text(min_size=1).filter(lambda t: t.strip() and t.isprintable()), min_size=1, max_size=5))
+def _valid(text: str) -> bool:
+    # What the checks accept: printable, and something visible (U+115F prints as nothing).
+    return text.isprintable() and bool(remove_invisible(text).strip())
+
+
+@given(question=st.text(min_size=1).filter(_valid),
+       documents=st.lists(st.text(min_size=1).filter(_valid), min_size=1, max_size=5))
+@example(question="0", documents=["a\u115f"])
 def test_the_undefended_prompt_is_the_taught_layout_on_any_text(question, documents):
     assert undefended_prompt(question, documents) == taught.build_prompt(question, documents)
 
