@@ -5,7 +5,7 @@ import numpy as np
 
 import rag_helpers as rh
 
-from selfcheck_suite import ROOT, exercise_tests, selfchecks
+from selfcheck_suite import ROOT, exercise_tests
 
 NOTEBOOK = ROOT / "notebooks" / "02_normalization.ipynb"
 
