@@ -25,7 +25,10 @@ DEFAULT_PARTS = [
     "retrieval", "topk", "loop", "embedding", "generation", "memory",
     "chunking", "bm25", "evaluation", "injection", "scale", "large_input",
 ]
-ALL_PARTS = DEFAULT_PARTS + ["suite"]
+# Parts run on their own (minutes each), written to their own files: SUITE.md, ANSWERS.md.
+ALL_PARTS = DEFAULT_PARTS + ["suite", "answers", "abstention"]
+#: The parts whose section goes into ANSWERS.md (and, between markers, into RESULTS.md).
+ANSWER_PARTS = ("answers", "abstention")
 
 
 def _same_blas_kernel_for_faiss() -> None:
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(ALL_PARTS)}")
     parts = args.parts or DEFAULT_PARTS
+    if args.quick and any(p in ANSWER_PARTS for p in parts) and args.out is None:
+        args.out = HERE / "results" / "raw"  # a quick run never overwrites ANSWERS.md
 
     if "suite" not in parts:
         _same_blas_kernel_for_faiss()
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import retrieval
     from .common import load_average, machine_info
-    from .report import render, render_suite
+    from .report import render, render_suite, write_answer_section
 
     # Each part is the module of the same name, imported only when it runs.
     modules = {part: importlib.import_module(f"benchmarks.{part}") for part in parts}
@@ -103,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if part == "suite":
             (HERE / "SUITE.md").write_text(render_suite(section, command=command, info=info))
             print(f"wrote {HERE / 'SUITE.md'}")
+        elif part in ANSWER_PARTS and not args.quick and args.out is None:
+            write_answer_section(HERE, part, section, command=command, info=info)
+            print(f"wrote the {part} section of {HERE / 'ANSWERS.md'} and {HERE / 'RESULTS.md'}")
         else:
             sections.append(section)
     wall = time.perf_counter() - start

@@ -12,6 +12,15 @@ On the CPU: the packaged SmolLM2-135M-Instruct, the offline model.
 
 On a GPU: the same for LiquidAI/LFM2-700M, when there is a GPU (and the model
 can be had); otherwise the table says why it was not measured.
+
+Batched against one at a time (issue 19, item 4), on the CPU, same run: the
+same RAG prompts (labelled test questions of the Python-docs corpus, k=2
+chunks each) answered by ``Generator.generate`` one after another and by
+``Generator.generate_batch`` with batch sizes 1, 4, 8 and 16 (greedy,
+``stop_repeats=False`` so that every way writes the same answers: checked),
+the ways taking turns, medians of the repeats. Tokens: the answers' tokens
+(re-tokenized text; the end-of-turn token not counted). Alone:
+``python -m benchmarks generation`` (``--quick``: fewer, shorter answers).
 """
 from __future__ import annotations
 
@@ -26,6 +35,10 @@ from .common import Goal, Section, fmt_ms, measure, table
 
 N_TOKENS = 64
 QUICK_N_TOKENS = 16
+BATCH_SIZES = (1, 4, 8, 16)
+BATCH_PROMPTS, QUICK_BATCH_PROMPTS = 16, 8
+BATCH_NEW_TOKENS, QUICK_BATCH_NEW_TOKENS = 64, 32
+BATCH_REPEATS, QUICK_BATCH_REPEATS = 3, 1
 PLANET_DOCS = [
     "Jupiter is the largest planet in our solar system.",
     "Venus is the second planet from the Sun and is the hottest.",
@@ -100,6 +113,7 @@ def run(quick: bool = False) -> Section:
     cpu = _decoding(generator, n_tokens, repeats)
     print(f"  generation (CPU): cold {cold:.1f} s, warm {warm:.2f} s, first token {cpu['ttft'] * 1e3:.0f} ms, "
           f"{cpu['tokens_per_s']:.1f} tokens/s", flush=True)
+    batched = _batched(generator, quick)
     del generator
 
     rows = [[
@@ -124,8 +138,74 @@ def run(quick: bool = False) -> Section:
                               f"{warm:.2f} s", warm < 2.0))
     section.goals.append(Goal("LFM2-700M on a GPU: time to first token and tokens / s", gpu_note,
                               None if "not measured" in gpu_note else True))
-    section.raw = {"cold_s": cold, "warm_s": warm, "cpu": cpu}
+    section.tables.append(batched["table"])
+    section.notes += batched["notes"]
+    section.raw = {"cold_s": cold, "warm_s": warm, "cpu": cpu,
+                   "batched": {k: v for k, v in batched.items() if k not in ("table", "notes")}}
     return section
+
+
+def _rag_prompts(generator: rh.Generator, n: int) -> list[str]:
+    """Prompts of the first ``n`` labelled test questions, with their 2 best chunks of the Python docs."""
+    from rag_helpers.engine.corpus import load_labelled_questions
+    from rag_helpers.engine.pipeline import RAGPipeline
+
+    # The corpus embeddings are cached: later runs skip the minutes of embedding 1,861 chunks.
+    pipe = RAGPipeline.from_corpus("python-docs", k=2, generator=generator, min_score=None, cache_embeddings=True)
+    return [pipe.prepare(q.question).prompt for q in load_labelled_questions("test")[:n]]
+
+
+def _batched(generator: rh.Generator, quick: bool) -> dict:
+    """Answers/s and tokens/s of generate_batch (several batch sizes) against generate one at a time."""
+    import statistics
+
+    import torch
+
+    n_prompts = QUICK_BATCH_PROMPTS if quick else BATCH_PROMPTS
+    new_tokens = QUICK_BATCH_NEW_TOKENS if quick else BATCH_NEW_TOKENS
+    repeats = QUICK_BATCH_REPEATS if quick else BATCH_REPEATS
+    prompts = _rag_prompts(generator, n_prompts)
+    prompt_tokens = [generator.count_tokens(p) for p in prompts]
+    ways = {"one at a time (generate)": lambda: [generator.generate(p, new_tokens) for p in prompts]}
+    for size in BATCH_SIZES:
+        ways[f"generate_batch, batch {size}"] = (
+            lambda size=size: generator.generate_batch(prompts, new_tokens, batch_size=size, stop_repeats=False))
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    answers: dict[str, list[str]] = {}
+    for _ in range(repeats):  # the ways take turns: a slow minute on a shared machine hurts them all
+        for name, way in ways.items():
+            start = time.perf_counter()
+            answers[name] = way()
+            seconds[name].append(time.perf_counter() - start)
+            print(f"  {name}: {seconds[name][-1]:.1f} s", flush=True)
+    reference = answers["one at a time (generate)"]
+    tokens = sum(len(generator.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in reference)
+    base = statistics.median(seconds["one at a time (generate)"])
+    rows, raw = [], {}
+    for name in ways:
+        median = statistics.median(seconds[name])
+        same = answers[name] == reference
+        raw[name] = {"seconds": seconds[name], "median_s": median, "same_answers": same}
+        rows.append([name, f"{median:.1f} s", f"{len(prompts) / median:.3g}", f"{tokens / median:.3g}",
+                     f"{base / median:.2f}x", "yes" if same else "NO"])
+    best = min(raw, key=lambda name: raw[name]["median_s"])
+    answers_per_s = len(prompts) / raw[best]["median_s"]
+    notes = [
+        f"Batched against one at a time: {len(prompts)} RAG prompts (labelled test questions of the Python docs, "
+        f"k=2 chunks; {min(prompt_tokens)} to {max(prompt_tokens)} prompt tokens, median "
+        f"{statistics.median(prompt_tokens):.0f}), greedy, at most {new_tokens} new tokens, {tokens} answer tokens "
+        f"in all; CPU, {torch.get_num_threads()} threads; median of {repeats} run(s), the ways taking turns.",
+        f"Fastest: {best}, {answers_per_s:.3g} answers/s, {raw[best]['median_s'] / len(prompts):.2f} s an answer; "
+        f"at that rate 87 questions x 6 conditions (522 answers of these lengths) take "
+        f"{522 / answers_per_s / 60:.1f} min.",
+        "llama.cpp (llama-cpp-python) on the same GGUF: not measured, no binary wheel of llama-cpp-python for this "
+        "platform on the package index (`pip download --only-binary :all: llama-cpp-python`: no matching "
+        "distribution); building it from source was not attempted.",
+    ]
+    header = ["way", "seconds", "answers / s", "tokens / s", "speed-up", "same answers"]
+    return {"table": table(header, rows), "notes": notes, "ways": raw, "prompts": len(prompts),
+            "new_tokens": new_tokens, "answer_tokens": tokens, "prompt_tokens": prompt_tokens,
+            "answers_per_s_best": answers_per_s}
 
 
 def _gpu_row(rows: list, n_tokens: int, repeats: int) -> str:

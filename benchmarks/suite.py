@@ -84,3 +84,44 @@ def run(quick: bool = False) -> Section:
     section.raw = {"per_file": seconds, "wall_s": wall, "failed": n_failed, "returncode": completed.returncode}
     print(f"  suite: {wall:.0f} s, {n_failed} failed, exit code {completed.returncode}", flush=True)
     return section
+
+
+def update(paths: list[str]) -> int:
+    """Time only ``paths`` (test files or notebooks) and put their rows into SUITE.md, keeping the others.
+
+    For a new or changed notebook between two full runs: ``python -m benchmarks.suite notebooks/11_x.ipynb``.
+    The "all" row and the notes stay those of the last full run, which the file says.
+    """
+    env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
+    suite_file = ROOT / "benchmarks" / "SUITE.md"
+    with tempfile.TemporaryDirectory(prefix="rag-bench-suite-") as tmp:
+        report = Path(tmp) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", *paths, "--nbmake-kernel=python3", "--nbmake-timeout=300",
+                   "-p", "no:cacheprovider", "-q", f"--junitxml={report}"]
+        if any(p.endswith(".ipynb") for p in paths):
+            command.insert(3 + len(paths), "--nbmake")
+        completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        if not report.is_file():
+            print(completed.stdout[-2000:], completed.stderr[-2000:])
+            return 1
+        rows, _, n_failed, _ = tabulate(report)
+    lines = suite_file.read_text().splitlines()
+    new = {row[0]: "| " + " | ".join(str(c) for c in row) + " |" for row in rows if row[0] != "**all**"}
+    for i, line in enumerate(lines):
+        name = line.split(" | ")[0].removeprefix("| ")
+        if name in new:
+            lines[i] = new.pop(name)
+    at = next(i for i, line in enumerate(lines) if line.startswith("| **all**"))
+    lines[at:at] = list(new.values())
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    note = f"- Rows of {', '.join(f'`{p}`' for p in paths)} measured again on {stamp} " \
+           f"(`python -m benchmarks.suite {' '.join(paths)}`); the rest, and the total, are the last full run's."
+    lines.append(note)
+    suite_file.write_text("\n".join(lines) + "\n")
+    for row in rows:
+        print(" | ".join(str(c) for c in row))
+    return 1 if n_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(update(sys.argv[1:]))

@@ -2,13 +2,16 @@
 
 A front end only: it reads the arguments and the documents, then asks
 ``RAGPipeline`` (``prepare``, then ``generate``) and prints what it gets.
+
+Mistakes in what the user typed or pointed at are one line on stderr and exit
+status 2, never a traceback; Ctrl-C is one line, "interrupted", and status 130.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
-from pathlib import Path
 
 from ._infra.devices import pick_device
 from ._infra.models import ModelLoadError
@@ -36,10 +39,11 @@ def _one_line_warnings(message, category, filename, lineno, line=None) -> str:
 
 
 def _read_lines(path: str) -> list[str]:
-    """One document per non-blank line of ``path``.
+    """One document per non-blank line of ``path``: any text file (``.csv``, no extension, ``/dev/stdin``).
 
-    Read by the same loader as ``--docs``: invalid UTF-8 or binary content is
-    an error naming the file and the byte offset, and a BOM is dropped.
+    Read with the checks of ``--docs``: invalid UTF-8 or binary content is
+    an error naming the file and the byte offset, and a BOM is dropped. A
+    PDF gives the lines of all its pages, and a warning says which.
     """
     if not path.strip():
         raise UsageError("--lines got an empty path: name a text file")
@@ -47,6 +51,46 @@ def _read_lines(path: str) -> list[str]:
     if not documents:
         raise UsageError(f"--lines file {path} has no documents (one per line)")
     return documents
+
+
+AUTO = "auto"
+
+
+def _min_score(text: str) -> float | str:
+    """``--min-score``'s value: "auto", or a finite number in [-1, 1] (the range of a cosine score)."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    expected = f"expected 'auto' or a number from -1 to 1 (a cosine score), got {text!r}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(expected) from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"{expected}: NaN would compare false with every score")
+    if not -1.0 <= value <= 1.0:
+        consequence = ("no document ever scores that much: every question would get \"I don't know\""
+                       if value > 1 else "every document scores more: it would never say \"I don't know\"")
+        raise argparse.ArgumentTypeError(f"{expected}: {consequence}")
+    return value
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """``_parser().parse_args``, with ``--min-score -inf`` read as the option and its value.
+
+    argparse takes a word that starts with "-" for an option unless it looks
+    like a plain negative number ("-0.5" it reads as a value, "-inf" or
+    "-1e-3" it does not). A value given to ``--min-score`` is always a value,
+    so it is joined to the option with "=" (``--min-score=-inf``, the form
+    argparse reads as a value whatever it looks like) before parsing.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 1):
+        if argv[i] == "--":  # what follows is positional
+            break
+        if argv[i] == "--min-score" and argv[i + 1].startswith("-"):
+            argv[i:i + 2] = [f"--min-score={argv[i + 1]}"]
+            break
+    return _parser().parse_args(argv)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
         "--docs", nargs="+", metavar="PATH",
         help="files and folders of .txt, .md, .rst and .pdf, cut into chunks; each hit cites its source",
     )
-    sources.add_argument("--lines", metavar="FILE", help="a text file with one document per line")
+    sources.add_argument("--lines", metavar="FILE",
+                         help="a text file with one document per line (any extension; /dev/stdin reads the input; "
+                              "a PDF gives the lines of all its pages)")
     sources.add_argument(
         "--corpus", choices=sorted(CORPORA),
         help="the corpus shipped with the course: the Python 3.11 FAQ and HOWTO pages",
@@ -73,9 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt-style", choices=["plain", "cite", "idk"], default="plain",
                         help="plain: the seed layout (default); cite: numbered documents, cited in the answer; "
                              "idk: the model is told to say \"I don't know\" when the documents do not say")
-    parser.add_argument("--min-score", type=float, default=None,
-                        help="answer \"I don't know\" without asking the model when no document scores this much "
-                             "(e.g. the threshold chosen in notebook 09, rag_helpers.DEFAULT_MIN_SCORE)")
+    parser.add_argument("--min-score", type=_min_score, default=AUTO, metavar="auto|SCORE",
+                        help="answer \"I don't know\" without asking the model when no document scores this much: "
+                             "a number from -1 to 1 (-1: always answer; e.g. rag_helpers.DEFAULT_MIN_SCORE, chosen "
+                             "in notebook 09), or auto (default): calibrated on your documents so that about 5%% "
+                             "of off-topic questions are answered")
     parser.add_argument("--embedding-model", help="default: $RAG_EMBEDDING_MODEL, else all-MiniLM-L6-v2")
     parser.add_argument("--generator-model", help="default: $RAG_GENERATOR_MODEL, else LiquidAI/LFM2-700M")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
@@ -93,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.formatwarning
     warnings.formatwarning = _one_line_warnings
     try:
-        return _main(_parser().parse_args(argv))
+        return _main(_parse_args(argv))
     except (UsageError, ModelLoadError, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -140,6 +188,9 @@ def _main(args: argparse.Namespace) -> int:
         pipe = RAGPipeline(documents, k=args.k, **common)
     if pipe.embedding_cache is not None and (files or args.lines is not None):  # the user's own documents
         print(pipe.embedding_cache, file=sys.stderr)
+    if args.min_score == AUTO and pipe.min_score is not None:
+        print(f"\"I don't know\" below score {pipe.min_score:.3f} (calibrated on these documents; "
+              f"--min-score to change)", file=sys.stderr)
     # prepare() loads the generator (for its tokenizer), unless the question is
     # refused by --min-score: a fallback notice comes before the results.
     with warnings.catch_warnings():
@@ -159,7 +210,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"(the prompt keeps the best {len(prepared.context)} of them: the rest do not fit "
               f"{pipe.generator.display_name}'s context window)")
     if prepared.abstained:
-        print("\n--- Final Answer (no document scores above --min-score: the model was not asked) ---")
+        print(f"\n--- Final Answer (no document scores {pipe.min_score:.3f} or more: the model was not asked) ---")
         print(prepared.answer)
         return 0
     print("\n--- Prompt Sent to LLM ---")

@@ -184,7 +184,7 @@ class RAGExplorer:
 def scores_figure(hits: list[tuple[float, str]]) -> Figure:
     """A horizontal bar chart of ``hits`` (k pairs ``(score, document)``), best at the top."""
     scores = [score for score, _ in hits]
-    labels = [textwrap.shorten(doc, _LABEL_CHARS, placeholder="…") for _, doc in hits]
+    labels = [_literal(textwrap.shorten(doc, _LABEL_CHARS, placeholder="…")) for _, doc in hits]
     # A bare Figure, not pyplot: pyplot would keep every chart open in its
     # list of figures however many times the slider moves.
     fig = Figure(figsize=(8, 0.45 * len(hits) + 1.2))
@@ -198,6 +198,16 @@ def scores_figure(hits: list[tuple[float, str]]) -> Figure:
     ax.set_title(f"Top {len(hits)} retrieved documents")
     fig.tight_layout()
     return fig
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib should draw it, character for character.
+
+    matplotlib reads text between two "$" as TeX math: "$5 and $10" would
+    lose its dollars and italicise what is between them, and "$\\frac{a}{$"
+    raises a parse error. An escaped "\\$" is drawn as "$" and starts no math.
+    """
+    return text.replace("$", r"\$")
 
 
 def figure_png(fig: Figure) -> bytes:

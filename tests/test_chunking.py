@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rag_helpers.engine.chunking import (
+    LONGEST_WORD_CHARS,
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP,
     PARAGRAPH,
@@ -33,6 +35,15 @@ def tokenizer(encoder):
 
 def offsets_of(tokenizer, text):
     return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+
+
+def pieces_of(tokenizer, text, chunk_tokens):
+    """``offsets_of``, with a token longer than ``chunk_tokens`` and 100 characters (a run without
+    spaces, read as one [UNK]) cut into pieces of ``chunk_tokens`` characters, as ``chunk_text`` cuts it."""
+    longest = max(chunk_tokens, LONGEST_WORD_CHARS)
+    return [(a, min(a + chunk_tokens, e)) if e - s > longest else (s, e)
+            for s, e in offsets_of(tokenizer, text)
+            for a in (range(s, e, chunk_tokens) if e - s > longest else [s])]
 
 
 def n_tokens_with_specials(tokenizer, text):
@@ -68,7 +79,7 @@ def test_a_lone_word_piece_reads_as_at_most_4_tokens(tokenizer):
 def test_chunks_cover_every_token_within_the_limit_and_overlap(tokenizer, text, sizes):
     chunk_tokens, overlap = sizes
     spans = chunk_text(text, tokenizer, chunk_tokens, overlap)
-    offsets = offsets_of(tokenizer, text)
+    offsets = pieces_of(tokenizer, text, chunk_tokens)  # the tokens; a run without spaces in pieces
     assert (spans == []) == (offsets == [])
     token_sets = []
     for start, end in spans:
@@ -96,7 +107,8 @@ def test_chunk_documents_keeps_text_source_line_and_page(tokenizer, texts, sizes
     for chunk, (document, (start, end)) in zip(chunks, expected_spans):
         assert (chunk.start, chunk.end, chunk.source, chunk.page) == (start, end, document.source, document.page)
         assert chunk.text == document.text[chunk.start:chunk.end]
-        assert chunk.line == document.text.count("\n", 0, chunk.start) + 1
+        # Lines end at \n, \r\n or a lone \r (an old Mac file).
+        assert chunk.line == len(re.findall("\r\n|\r|\n", document.text[:chunk.start])) + 1
 
 
 def uniform_text(n_words, seed=0):

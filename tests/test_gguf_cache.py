@@ -4,7 +4,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,6 +125,8 @@ def fake_conversion(monkeypatch, tmp_path):
 
     monkeypatch.setattr(gguf_cache, "_convert", convert)
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # this run's "system" temporary folder
     return calls
 
 
@@ -221,3 +225,64 @@ def test_an_interrupted_build_leaves_nothing_that_looks_finished(tmp_path):
     assert list(tmp_path.iterdir()) == []
     cache.build_atomically(folder, lambda tmp: (tmp / "done").write_text("yes"))
     assert (folder / "done").read_text() == "yes" and list(tmp_path.iterdir()) == [folder]
+
+
+# ------------------------------------------- read-only caches, caches that fail to load
+def read_only(monkeypatch, *folders):
+    """Make ``folders`` read-only: chmod for a normal user, and ``os.access`` saying so for root too.
+
+    (root writes through any mode bits, so chmod alone proves nothing when the
+    tests run as root; the cache code asks ``os.access``, patched to answer as
+    it would for another user.)
+    """
+    for folder in folders:
+        folder.chmod(0o555)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and any(str(os.path.abspath(path)).startswith(str(f)) for f in folders):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_a_valid_cache_that_cannot_be_written_is_read(fake_conversion, monkeypatch, tmp_path, capsys):
+    from rag_helpers._infra import cache
+
+    gguf = models.packaged_generator_gguf()
+    folder = gguf_cache.converted_dir(gguf)
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"converted weights")
+    cache.write_manifest(folder, fmt=gguf_cache._FORMAT, source=gguf_cache._source_id(gguf))
+    try:
+        read_only(monkeypatch, folder, folder.parent, folder.parent.parent)
+        assert gguf_cache.ensure_converted(gguf) == folder
+    finally:
+        for f in (folder, folder.parent, folder.parent.parent):
+            f.chmod(0o755)
+    assert fake_conversion == [], "converted again although the cache was valid"
+    assert capsys.readouterr().err == ""
+
+
+def test_a_cache_that_fails_to_load_is_said_to_fail_to_load(fresh_cache, tmp_path, monkeypatch, capsys):
+    from rag_helpers._infra import cache, generator_loading
+
+    _, good = fresh_cache
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
+    gguf = models.packaged_generator_gguf()
+    folder = gguf_cache.converted_dir(gguf)
+    shutil.copytree(good, folder)
+    (folder / "config.json").write_text('{"model_type": "no-such-model"}')  # edited, manifest and all
+    cache.write_manifest(folder, fmt=gguf_cache._FORMAT, source=gguf_cache._source_id(gguf))
+    assert gguf_cache.check_converted(folder, gguf) is None  # it passes its checks, then fails to load
+
+    def reconvert(gguf_path, target):  # the 40 s conversion, replaced by a copy of a good one
+        cache.build_atomically(target, lambda tmp: [shutil.copy2(p, tmp) for p in good.iterdir()])
+
+    monkeypatch.setattr(gguf_cache, "_convert", reconvert)
+    model, _, name, _ = generator_loading.resolve_and_load(models.PACKAGED_GENERATOR, "cpu")
+    err = capsys.readouterr().err
+    assert "failed to load" in err and "rebuilding it" in err and "no manifest" not in err
+    assert err.count("\n") == 1, err
+    assert name == models.PACKAGED_GENERATOR and gguf_cache.check_converted(folder, gguf) is None

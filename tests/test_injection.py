@@ -24,7 +24,6 @@ from rag_helpers.engine.injection import (
     is_invisible,
     load_attacks,
     neutralize,
-    remove_invisible,
 )
 from rag_helpers.engine.prompts import PROMPT_STYLES, build_prompt, undefended_prompt
 
@@ -153,7 +152,7 @@ FRAGMENTS = [
     "\u2028", "\x85", "\x0b", "\u200b", "\ufeff", "\U000e0041", "  ", "PWNED", "Jupiter", "assistant",
 ]
 pieces = st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8))
-forging_text = st.lists(pieces, min_size=1, max_size=12).map("".join).filter(lambda t: remove_invisible(t).strip())
+forging_text = st.lists(pieces, min_size=1, max_size=12).map("".join).filter(validation.has_text)
 
 
 @given(question=forging_text, documents=st.lists(forging_text, min_size=1, max_size=4),

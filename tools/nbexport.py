@@ -35,6 +35,7 @@ MODULES = {
     "08_your_own_documents.ipynb": "documents",
     "09_evaluation.ipynb": "evaluation",
     "10_scaling.ipynb": "scaling",
+    "11_is_the_answer_right.ipynb": "answers",
 }
 
 

@@ -8,7 +8,6 @@ one ``OfflineFallbackWarning``.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -93,8 +92,8 @@ def _load_packaged(device: str) -> Loaded:
     folder = ensure_converted(gguf)
     try:
         model, tokenizer, _, _ = _load_pretrained(str(folder), device)
-    except Exception as exc:  # e.g. a config.json edited by hand after conversion
-        print(f"Generator cache {folder} failed to load ({short_reason(exc)}); rebuilding it.", file=sys.stderr)
-        (folder / "manifest.json").unlink(missing_ok=True)
-        model, tokenizer, _, _ = _load_pretrained(str(ensure_converted(gguf)), device)
+    except Exception as exc:  # e.g. a config.json edited by hand, and its manifest with it
+        # Said once, as what happened (it failed to load), by the one function that rebuilds.
+        folder = ensure_converted(gguf, rebuild_because=f"failed to load ({short_reason(exc)})")
+        model, tokenizer, _, _ = _load_pretrained(str(folder), device)
     return model, tokenizer, PACKAGED_GENERATOR, str(gguf)

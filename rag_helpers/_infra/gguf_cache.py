@@ -7,29 +7,48 @@ second.
 
 The folder holds a ``manifest.json`` with the size and SHA-256 of every file
 and the identity of the GGUF it came from. A missing, stale, corrupt or
-malformed cache is detected on load and rebuilt. A lock file makes a second
-process wait for a conversion already under way instead of converting again,
-and the temporary folder of a conversion that was killed half-way is removed
-by the next one. Where the cache folder cannot be used at all, the model is
-converted into a temporary folder for this process only, with one line
-saying which path failed and what to set.
+malformed cache is detected on load and rebuilt. A valid cache is used even
+where its folder cannot be written (another user's, a read-only disk):
+validity is checked first, writability only when there is something to
+write. A lock file makes a second process wait for a conversion already
+under way instead of converting again, and the temporary folder of a
+conversion that was killed half-way is removed by the next one. Where the
+cache folder cannot be used at all, the model is converted into a temporary
+folder for this process only (``rag-generator.tmp-PID-...`` in the system's
+temporary folder, locked for the process's life), with one line saying which
+path failed and what to set; such a folder left by a run that was killed is
+removed by a later run once its process is gone.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
 import fcntl
+import os
+import secrets
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from .cache import CACHE_DIR_ENV, build_atomically, cache_root, check_cache_dir, check_manifest, sha256_of, write_manifest
+from .cache import (
+    CACHE_DIR_ENV,
+    build_atomically,
+    cache_root,
+    check_cache_dir,
+    check_manifest,
+    hold_owner_lock,
+    is_stale,
+    sha256_of,
+    write_manifest,
+)
 
 __all__ = ["converted_dir", "ensure_converted", "check_converted", "MEASURED_CONVERSION_S"]
 
 _FORMAT = 1
 _LOCK = ".convert.lock"
+_RUN_ONLY = "rag-generator"  # this-run-only conversions: <tmp>/rag-generator.tmp-PID-RANDOM
+_owner_locks: list[int] = []  # held until this process ends
 #: What one conversion took on a 2-core CPU (benchmarks/RESULTS.md): said in the notice.
 MEASURED_CONVERSION_S = 40
 
@@ -52,25 +71,33 @@ def check_converted(folder: Path, gguf_path: Path) -> str | None:
     )
 
 
-def ensure_converted(gguf_path: Path) -> Path:
+def ensure_converted(gguf_path: Path, *, rebuild_because: str | None = None) -> Path:
     """Return a folder with the model and tokenizer of ``gguf_path`` as safetensors.
 
     Converts on first use (and whenever the cache is missing, stale or
     corrupt, saying so in one line); otherwise only verifies the cache.
+    ``rebuild_because``: the cache passed its checks but is unusable for this
+    reason (it failed to load): converted again, saying so.
     """
     folder = converted_dir(gguf_path)
+    remove_stale_run_only_copies()
+    # Validity before writability: a valid cache that cannot be written is still read.
+    if rebuild_because is None and check_converted(folder, gguf_path) is None:
+        return folder
     problem = check_cache_dir(folder.parent)
     if problem is not None:
+        if rebuild_because is not None:
+            problem = f"{folder} {rebuild_because}, and {problem}"
         return _convert_for_this_process(gguf_path, problem)
-    if check_converted(folder, gguf_path) is None:
-        return folder
     with _conversion_lock(folder.parent):
         # Another process may have converted it while we waited for the lock.
-        problem = check_converted(folder, gguf_path)
+        problem = rebuild_because or check_converted(folder, gguf_path)
         if problem is None:
             return folder
         _remove_stale_temporaries(folder)
-        if folder.exists():
+        if rebuild_because is not None:
+            print(f"Generator cache {folder} {rebuild_because}; rebuilding it.", file=sys.stderr)
+        elif folder.exists():
             print(f"Generator cache {folder} is unusable ({problem}); rebuilding it.", file=sys.stderr)
         else:
             print(
@@ -99,15 +126,30 @@ def _conversion_lock(parent: Path):
 
 def _remove_stale_temporaries(folder: Path) -> None:
     # Called with the lock held: no other conversion is writing one now, so
-    # any temporary folder is a leftover of one that was killed.
-    for tmp in folder.parent.glob(folder.name + ".*"):
+    # any temporary folder is a leftover of one that was killed (named
+    # .NAME.tmp-PID-RANDOM by build_atomically; NAME.RANDOM by earlier versions).
+    for tmp in [*folder.parent.glob(folder.name + ".*"), *folder.parent.glob(f".{folder.name}.tmp-*")]:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
             print(f"Removed {tmp}, left behind by an interrupted conversion.", file=sys.stderr)
 
 
+def remove_stale_run_only_copies() -> None:
+    """Remove this-run-only conversions in the system's temporary folder whose process is gone (kill -9)."""
+    for tmp in Path(tempfile.gettempdir()).glob(f"{_RUN_ONLY}.tmp-*"):
+        if tmp.is_dir() and is_stale(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not tmp.exists():
+                print(f"Removed {tmp}, left behind by a run that was killed while converting the generator.",
+                      file=sys.stderr)
+
+
 def _convert_for_this_process(gguf_path: Path, problem: str) -> Path:
-    tmp = Path(tempfile.mkdtemp(prefix="rag-generator-"))
+    tmp = Path(tempfile.gettempdir()) / f"{_RUN_ONLY}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir(mode=0o700)
+    # Locked for this process's life: no other run removes it while it is in use; removed at exit,
+    # and by a later run if this one is killed.
+    _owner_locks.append(hold_owner_lock(tmp))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     print(
         f"The cache folder cannot be used ({problem}); set {CACHE_DIR_ENV} to a writable folder. "

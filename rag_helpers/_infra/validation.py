@@ -19,6 +19,7 @@ __all__ = [
     "check_query_text",
     "check_texts",
     "is_invisible",
+    "has_text",
     "remove_invisible",
     "INVISIBLE_EXTRA",
     "as_float_array",
@@ -60,6 +61,29 @@ def is_invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf" or char in INVISIBLE_EXTRA
 
 
+# What is not text on its own: control characters (Cc: BEL, ESC, NUL, DEL),
+# format characters (Cf) and combining marks (Mn, Mc, Me: an accent, a vowel
+# sign) with no character to sit on. all-MiniLM-L6-v2's tokenizer drops the
+# controls and the Mn marks, so such a text embeds as the empty text, and that
+# vector outranks real documents for off-topic questions; the other marks
+# become [UNK] or a lone vowel sign, no better.
+_NOT_TEXT_ALONE = frozenset({"Cc", "Cf", "Mn", "Mc", "Me"})
+
+
+def has_text(text: str) -> bool:
+    """True if ``text`` holds at least one character that is text on its own.
+
+    Not text on its own: whitespace, invisible characters (``is_invisible``),
+    control characters and combining marks. So ``"\\x07\\x1b"``, ``"\\u0301"`` and
+    ``"\\x00"`` have no text, ``"e\\u0301"`` (é written with a combining accent) has.
+    """
+    # any() stops at the first such character: usually the first one.
+    return any(
+        not char.isspace() and char not in INVISIBLE_EXTRA and unicodedata.category(char) not in _NOT_TEXT_ALONE
+        for char in text
+    )
+
+
 def remove_invisible(text: str) -> str:
     """``text`` without its invisible characters (see ``is_invisible``)."""
     if text.isascii():  # the usual case, and ASCII has none
@@ -83,23 +107,24 @@ def check_text(text: object, *, name: str = "text") -> str:
     """Return ``text`` if it is a string that can go into a prompt; raise a clear error otherwise.
 
     Refused: a non-string (``TypeError``); a text that is empty, only
-    whitespace, or only invisible characters; a lone surrogate such as
+    whitespace, or only invisible characters, control characters and
+    combining marks (see ``has_text``); a lone surrogate such as
     ``'\\ud800'`` (``ValueError``, naming ``name`` and the character's position).
     """
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a string, got {type(text).__name__}")
     if not text.isascii():
         _refuse_lone_surrogate(text, name)
-    if not remove_invisible(text).strip():
-        raise ValueError(f"{name} is empty (or only whitespace or invisible characters)")
+    if not has_text(text):
+        raise ValueError(f"{name} is empty (or only whitespace, invisible or control characters and combining marks)")
     return text
 
 
 def check_query_text(query: object, *, name: str = "query") -> str:
     """Return ``query`` if it is a non-blank string; raise otherwise.
 
-    Refused like documents are: only whitespace or invisible characters, or a
-    lone surrogate (``'\\ud800'``), with its position.
+    Refused like documents are: only whitespace, invisible or control
+    characters and combining marks, or a lone surrogate (``'\\ud800'``), with its position.
     """
     if not isinstance(query, str):
         raise TypeError(f"{name} must be a string, got {type(query).__name__}")
@@ -112,8 +137,9 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
     """Return ``texts`` as a list of non-blank strings; raise otherwise.
 
     A bare string is refused: iterating over it would embed single characters.
-    A text that is only invisible characters (a zero-width space, U+200B) is
-    refused like an empty one, and a lone surrogate (``'\\ud800'``, which no
+    A text that is only invisible characters (a zero-width space, U+200B),
+    control characters (``"\\x07\\x1b"``) or combining marks with nothing to sit
+    on (``"\\u0301"``) is refused like an empty one (see ``has_text``), and a lone surrogate (``'\\ud800'``, which no
     tokenizer can encode) is refused with its position.
     """
     if isinstance(texts, (str, bytes)):
@@ -127,15 +153,13 @@ def check_texts(texts: object, *, name: str = "documents") -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is a {type(text).__name__}, not a string: {text!r:.60}")
-        stripped = text.strip()
-        if not stripped:
+        if not text.strip():
             raise ValueError(f"{name}[{i}] is empty (or only whitespace)")
-        if stripped.isascii():  # the usual case: no surrogates, nothing invisible
-            continue
-        _refuse_lone_surrogate(text, f"{name}[{i}]")
-        # any() stops at the first visible character: usually the first one.
-        if not any(not is_invisible(char) and not char.isspace() for char in stripped):
-            raise ValueError(f"{name}[{i}] is empty (or only whitespace and invisible characters such as U+200B)")
+        if not text.isascii():
+            _refuse_lone_surrogate(text, f"{name}[{i}]")
+        if not has_text(text):  # stops at the first character of text: usually the first one
+            raise ValueError(f"{name}[{i}] is empty (or only whitespace, invisible or control characters such "
+                             f"as U+200B or BEL, and combining marks)")
     return list(texts)
 
 

@@ -77,6 +77,12 @@ DEFAULT_OVERLAP = 40
 
 _WORD_SEPARATOR = re.compile("[ \n\t\r]")  # what BERT splits words at (not every str.isspace() character)
 
+#: A token spanning more characters than this (and than ``chunk_tokens``) is a
+#: run of text without spaces (1 MB of "aaaa", base64, minified code): BERT's
+#: WordPiece turns any word longer than 100 characters into one ``[UNK]``.
+#: Such a run is cut by characters (see ``chunk_text``).
+LONGEST_WORD_CHARS = 100
+
 
 def token_windows(
     levels: Sequence[int],
@@ -224,6 +230,14 @@ def chunk_text(
     starts at most ``overlap`` tokens before the previous chunk ends. A text
     without tokens (empty, or only whitespace) gives ``[]``.
 
+    A run of text without spaces longer than ``chunk_tokens`` characters (and
+    than ``LONGEST_WORD_CHARS``) reads as a single token, ``[UNK]``; it is cut
+    by characters into pieces of ``chunk_tokens`` characters, each a chunk on
+    its own. A piece that short holds at most ``chunk_tokens`` tokens (every
+    token covers at least one character), so it fits the window whatever
+    the tokenizer makes of it, and no chunk of such a run is longer than
+    ``chunk_tokens`` characters.
+
     A chunk that starts or ends inside a word is counted again on its own
     and shortened until it fits. One limit to that: a single word piece is
     never split, and read alone it may count more (all-MiniLM-L6-v2's
@@ -236,9 +250,13 @@ def chunk_text(
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
     offsets, word_ids = tokenize_with_offsets(text, tokenizer)
+    offsets, word_ids, runs_before = _cut_long_runs(offsets, word_ids, max(chunk_tokens, LONGEST_WORD_CHARS),
+                                                     chunk_tokens)
     levels = boundary_levels(text, offsets, word_ids)
 
     def fits(start: int, end: int) -> bool:
+        if runs_before[end] != runs_before[start]:  # a piece of a long run is a chunk on its own
+            return False
         # Whole words tokenize alike alone or in context. Part of a word may
         # not ("##bel" read on its own is "bel", maybe split otherwise), so
         # a chunk that starts or ends inside a word is counted again.
@@ -249,6 +267,40 @@ def chunk_text(
 
     windows = token_windows(levels, chunk_tokens, overlap, fits)
     return [(offsets[start][0], offsets[end - 1][1]) for start, end in windows]
+
+
+def _cut_long_runs(
+    offsets: list[tuple[int, int]], word_ids: list[int], longest: int, piece: int,
+) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Tokens longer than ``longest`` characters cut into pieces of ``piece`` characters.
+
+    Returns the new offsets and word ids (the pieces of one token keep its
+    word: a cut between them is ``WORD_PIECE``, the worst place), and
+    ``runs_before``: ``runs_before[j]`` is how many pieces come before token
+    j, so that ``runs_before[end] - runs_before[start]`` counts them in a window.
+    """
+    if all(end - start <= longest for start, end in offsets):  # the usual case: nothing to cut
+        return offsets, word_ids, [0] * (len(offsets) + 1)
+    new_offsets, new_words, runs_before = [], [], [0]
+    for (start, end), word in zip(offsets, word_ids):
+        if end - start <= longest:
+            new_offsets.append((start, end))
+            new_words.append(word)
+            runs_before.append(runs_before[-1])
+            continue
+        for a in range(start, end, piece):
+            new_offsets.append((a, min(a + piece, end)))
+            new_words.append(word)
+            runs_before.append(runs_before[-1] + 1)
+    return new_offsets, new_words, runs_before
+
+
+def _line_breaks(text: str, start: int, end: int, has_cr: bool) -> int:
+    """How many lines end in ``text[start:end]``: at ``\\n``, ``\\r\\n`` or, if ``has_cr``, a lone ``\\r``."""
+    breaks = text.count("\n", start, end)
+    if has_cr:  # rare: old Mac files, cut into lines at a lone \r (as str.splitlines() does)
+        breaks += text.count("\r", start, end) - text.count("\r\n", start, end)
+    return breaks
 
 
 def chunk_documents(
@@ -285,9 +337,10 @@ def chunk_documents(
             where = document.source + (f", page {document.page}" if document.page is not None else "")
             raise ValueError(f"{where}: no tokens in this document for {type(tokenizer_only).__name__} "
                              f"(empty, or only characters it ignores)")
-        line, counted_to = 1, 0
+        line, counted_to, has_cr = 1, 0, "\r" in text
         for start, end in spans:  # starts only move forward: count the newlines once
-            line += text.count("\n", counted_to, start)
+            # Chunks start on a token, never between the \r and \n of a line break.
+            line += _line_breaks(text, counted_to, start, has_cr)
             counted_to = start
             chunks.append(Chunk(text[start:end], document.source, start, end, line, document.page))
     return chunks

@@ -26,6 +26,17 @@ whitespace or invisible characters (zero-width spaces, byte-order marks, soft
 hyphens, control characters; see ``is_blank``) counts as empty: there is
 nothing to retrieve.
 
+File names are kept as given, except a name that is not valid UTF-8 (a
+file from an old archive): Python reads its bytes as lone surrogates, which
+cannot be printed or saved, so its ``source`` shows them escaped,
+``caf\\xe9.txt``.
+
+PDFs: what pypdf reports on a damaged file (it repairs what it can) is said
+as one ``PdfWarning`` naming the file, not printed raw.
+
+``read_lines(path)`` reads any one text file (any extension, or none, even
+``/dev/stdin``) or a PDF (all its pages) as one document per line, for ``--lines``.
+
 Size limit: ``MAX_FILE_BYTES`` (100 MiB) per file, to stop a folder with a
 disk image or a data dump in it from filling the memory; a text file that size
 is already some 25 million tokens, hours of embedding on a laptop CPU. Pass
@@ -33,10 +44,13 @@ is already some 25 million tokens, hours of embedding on a laptop CPU. Pass
 """
 from __future__ import annotations
 
+import errno
 import io
+import logging
 import os
 import stat
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,10 +65,12 @@ __all__ = [
     "DocumentError",
     "LoadResult",
     "MAX_FILE_BYTES",
+    "PdfWarning",
     "SUPPORTED_SUFFIXES",
     "Skipped",
     "is_blank",
     "load_documents",
+    "read_lines",
 ]
 
 #: The file types ``load_documents`` reads (the suffix is compared in lower case).
@@ -70,6 +86,10 @@ class DocumentError(ValueError):
     def __init__(self, path: str, reason: str, detail: str = "") -> None:
         self.path, self.reason, self.detail = path, reason, detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class PdfWarning(UserWarning):
+    """A PDF that pypdf could read only in part (it said so), or that ``read_lines`` read page by page."""
 
 
 @dataclass(frozen=True)
@@ -176,8 +196,7 @@ def load_documents(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
     # Every path is checked before any is read: a typo fails at once, not after minutes of PDFs.
     for path in map(Path, paths):
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {str(path)!r}")
+        _check_exists(path)
 
     result = LoadResult()
     seen: set[Path] = set()  # resolved paths already read: no file twice, no symlink loops
@@ -198,21 +217,59 @@ def load_documents(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
     return result
 
 
+def _display_name(path: str | os.PathLike) -> str:
+    """``str(path)``, printable: the bytes of a name that is not UTF-8 shown as ``\\xe9``.
+
+    Python decodes such a name's bytes to lone surrogates (``'\\udce9'``, the
+    "surrogateescape" error handler), which cannot be printed, encoded or
+    saved; every message and ``Document.source`` uses this form instead.
+    """
+    name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            return os.fsencode(name).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that no file name's bytes give ('\ud800')
+            return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_exists(path: Path) -> None:
+    """Raise ``FileNotFoundError`` (or ``OSError``, for a loop of symbolic links) saying what is wrong with ``path``."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise FileNotFoundError(f"{str(path)!r} is a broken symbolic link: it points to "
+                                    f"{os.readlink(path)!r}, which does not exist") from None
+        raise FileNotFoundError(f"no such file or folder: {str(path)!r}") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OSError(f"{str(path)!r} is a symbolic link in a loop (following it leads back to itself, "
+                          f"never to a file)") from None
+        raise OSError(f"{str(path)!r} cannot be read: {err.strerror or err}") from None
+
+
 def _load_folder(folder: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> None:
     """Walk ``folder`` in sorted order; every file that fails goes to ``result.skipped``."""
     real = folder.resolve()
     if real in seen:
-        result.skipped.append(Skipped(str(folder), "already loaded", "a folder reached twice (a symbolic link?)"))
+        result.skipped.append(Skipped(_display_name(folder), "already loaded",
+                                      "a folder reached twice (a symbolic link?)"))
         return
     seen.add(real)
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as err:
-        result.skipped.append(Skipped(str(folder), "unreadable", f"{type(err).__name__}: {err.strerror or err}"))
+        result.skipped.append(Skipped(_display_name(folder), "unreadable",
+                                      f"{type(err).__name__}: {err.strerror or err}"))
         return
     for entry in entries:
         if entry.name.startswith("."):
-            result.skipped.append(Skipped(str(entry), "hidden"))
+            result.skipped.append(Skipped(_display_name(entry), "hidden"))
         elif entry.is_dir():
             _load_folder(entry, result, seen, max_bytes)
         else:
@@ -223,7 +280,7 @@ def _load_folder(folder: Path, result: LoadResult, seen: set[Path], max_bytes: i
 
 def _load_file(path: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> Skipped | None:
     """Append the file's documents to ``result``; return why not, if it cannot be loaded."""
-    name = str(path)
+    name = _display_name(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         return Skipped(name, "unsupported extension",
@@ -272,9 +329,19 @@ def _load_text(name: str, data: bytes, result: LoadResult) -> Skipped | None:
 
 def _load_pdf(name: str, data: bytes, result: LoadResult) -> Skipped | None:
     """One Document per PDF page that has text; pages without text are reported."""
+    with _pypdf_messages() as said:  # what pypdf would print raw: said below, once, naming the file
+        problem = _read_pdf_pages(name, data, result)
+    if said and problem is None:  # a PDF that was refused says why in its own message
+        quoted = "; ".join(f"'{m}'" for m in said[:3]) + (f" and {len(said) - 3} more" if len(said) > 3 else "")
+        warnings.warn(f"{name}: the PDF looks damaged or non-standard; pypdf read what it could "
+                      f"(it said: {quoted}), so its text may be incomplete", PdfWarning, stacklevel=2)
+    return problem
+
+
+def _read_pdf_pages(name: str, data: bytes, result: LoadResult) -> Skipped | None:
     # pypdf is imported here: only PDF users pay for it.
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, PyPdfError
+    from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 
     if not data:
         return Skipped(name, "empty", "no bytes")
@@ -286,23 +353,161 @@ def _load_pdf(name: str, data: bytes, result: LoadResult) -> Skipped | None:
             return Skipped(name, "encrypted PDF", "it needs a password; save a decrypted copy")
         n_pages = len(reader.pages)
     except DependencyError as err:
-        return Skipped(name, "encrypted PDF", f"{err}; pip install cryptography")
+        # Without `cryptography`, pypdf cannot even check whether an AES file
+        # opens without a password: say both things the user may have to do.
+        return Skipped(name, "encrypted PDF",
+                       f"encrypted with AES, which pypdf reads only with the cryptography package ({err}): "
+                       f"pip install cryptography; if the PDF also needs a password to open, save a decrypted copy")
+    except LimitReachedError as err:
+        return Skipped(name, "not a readable PDF", _too_big(err))
     except (PyPdfError, ValueError, KeyError, TypeError) as err:  # what pypdf raises on a damaged file
         return Skipped(name, "not a readable PDF", f"{type(err).__name__}: {err}")
 
-    documents, blank_pages = [], []
+    documents, blank_pages, unreadable = [], [], []
     for number in range(1, n_pages + 1):
+        page = reader.pages[number - 1]
         try:
-            text = reader.pages[number - 1].extract_text()
+            text = page.extract_text()
+            # pypdf gives "" for a page whose content it could not decompress:
+            # a decompression bomb is not a scanned page.
+            why = _no_text_reason(page) if is_blank(text) else None
+        except LimitReachedError as err:
+            why = _too_big(err)
         except (PyPdfError, ValueError, KeyError, TypeError) as err:
-            result.skipped.append(Skipped(name, "PDF page unreadable", f"page {number}: {type(err).__name__}: {err}"))
-            continue
-        if is_blank(text):
+            why = f"{type(err).__name__}: {err}"
+        if why is not None:
+            unreadable.append(Skipped(name, "PDF page unreadable", f"page {number}: {why}"))
+        elif is_blank(text):
             blank_pages.append(Skipped(name, "PDF page without text", f"page {number}"))
         else:
             documents.append(Document(text=text, source=name, page=number))
+    result.skipped.extend(unreadable)
     if not documents:
+        if unreadable:
+            return Skipped(name, "no readable text",
+                           f"{len(unreadable)} of its {n_pages} page(s) could not be read, the first: "
+                           f"{unreadable[0].detail}")
         return Skipped(name, "empty", f"no text in any of its {n_pages} page(s); a scanned PDF needs OCR first")
     result.documents.extend(documents)
     result.skipped.extend(blank_pages)
     return None
+
+
+def _too_big(err: Exception) -> str:
+    return (f"a stream decompresses to more than pypdf's limit of {_pypdf_limit():,} bytes, so it was not read "
+            f"(a decompression bomb?; pypdf: {err})")
+
+
+def _pypdf_limit() -> int:
+    from pypdf import filters
+
+    return int(getattr(filters, "ZLIB_MAX_OUTPUT_LENGTH", 75_000_000))
+
+
+def _no_text_reason(page) -> str | None:
+    """Why a page that gave no text has none, if its content cannot be read; None for a page of images only."""
+    from pypdf.errors import LimitReachedError, PyPdfError
+
+    try:
+        contents = page.get_contents()
+        if contents is not None:
+            contents.get_data()
+    except LimitReachedError as err:
+        return _too_big(err)
+    except (PyPdfError, ValueError, KeyError, TypeError) as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+class _pypdf_messages:
+    """Collect what pypdf logs and warns while the block runs, instead of letting it print raw."""
+
+    def __enter__(self) -> list[str]:
+        self.said: list[str] = []
+        self.logger = logging.getLogger("pypdf")
+        self.handler = _ListHandler(self.said)
+        self.propagate = self.logger.propagate
+        self.logger.addHandler(self.handler)
+        self.logger.propagate = False
+        self.catcher = warnings.catch_warnings(record=True)
+        self.caught = self.catcher.__enter__()
+        warnings.simplefilter("always")
+        return self.said
+
+    def __exit__(self, *exc_info) -> None:
+        self.catcher.__exit__(*exc_info)
+        self.logger.removeHandler(self.handler)
+        self.logger.propagate = self.propagate
+        for w in self.caught:
+            if "pypdf" in (w.filename or "") or type(w.message).__module__.startswith("pypdf"):
+                self.said.append(str(w.message))
+            else:  # not pypdf's: as it was
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def read_lines(path: str | os.PathLike, *, max_bytes: int | None = MAX_FILE_BYTES) -> list[str]:
+    """One document per non-blank line of ``path``, stripped: any text file, or a PDF.
+
+    Any file is read as UTF-8 text whatever its extension (``.csv``, none,
+    ``/dev/stdin``), with ``load_documents``' checks: binary content or
+    invalid UTF-8 is a ``DocumentError`` naming the file and the byte
+    offset, a byte-order mark is dropped. A PDF (``.pdf``, or a file that
+    starts like one) gives the lines of all its pages, and a ``PdfWarning``
+    says which pages they come from. A folder is refused.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__} {path!r}")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive integer or None, got {max_bytes!r}")
+    path = Path(path)
+    _check_exists(path)
+    name = _display_name(path)
+    if path.is_dir():
+        raise DocumentError(name, "a folder", "give one text file, one document per line")
+    try:
+        # Read, not stat: a pipe or /dev/stdin has no size until it is read.
+        with open(path, "rb") as file:
+            data = file.read(-1 if max_bytes is None else max_bytes + 1)
+    except OSError as err:
+        raise DocumentError(name, "unreadable", f"{type(err).__name__}: {err.strerror or err}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DocumentError(name, "too large", f"more than {max_bytes:,} bytes, the limit")
+    result = LoadResult()
+    is_pdf = path.suffix.lower() == ".pdf" or data.startswith(b"%PDF-")
+    problem = _load_pdf(name, data, result) if is_pdf else _load_text(name, data, result)
+    if problem is not None:
+        raise DocumentError(problem.path, problem.reason, problem.detail)
+    if is_pdf:
+        _say_which_pages(name, result)
+    return [line.strip() for document in result.documents for line in document.text.splitlines()
+            if not is_blank(line)]
+
+
+def _say_which_pages(name: str, result: LoadResult) -> None:
+    def numbers(reason: str) -> list[int]:  # the details read "page 2" or "page 2: why"
+        return [int(s.detail.split()[1].rstrip(":")) for s in result.skipped if s.reason == reason]
+
+    pages, blank, unreadable = [d.page for d in result.documents], numbers("PDF page without text"), \
+        numbers("PDF page unreadable")
+    total = len(pages) + len(blank) + len(unreadable)
+    read = f"all {total} pages" if total == len(pages) and total > 1 else f"{_pages(pages)} of {total}"
+    notes = ([f"{_pages(blank)} {'has' if len(blank) == 1 else 'have'} no text"] if blank else []) + \
+        ([f"{_pages(unreadable)} could not be read"] if unreadable else [])
+    warnings.warn(f"{name}: read as lines from {read}" + (f" ({'; '.join(notes)})" if notes else ""),
+                  PdfWarning, stacklevel=3)
+
+
+def _pages(numbers: list[int]) -> str:
+    """``page 1``, ``pages 1 and 3``, ``pages 1, 2 and 4``."""
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    return "pages " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"

@@ -47,7 +47,7 @@ _FAST_PATH_MIN_TEXTS = 64
 
 
 class LongDocumentWarning(UserWarning):
-    """A text is longer than the encoder's window, so only its beginning is embedded."""
+    """A text (a document, or a question) is longer than the encoder's window, so only its beginning is embedded."""
 
 
 def load_encoder(model_name: str | None = None, device: str | None = None) -> SentenceTransformer:
@@ -102,6 +102,7 @@ def embed(
     *,
     batch_size: int = 32,  # sentence-transformers' own default; on a CPU smaller batches pad less
     show_progress_bar: bool | None = None,
+    what: str = "text",
 ) -> np.ndarray:
     """Embed a list of texts into unit vectors.
 
@@ -111,6 +112,9 @@ def embed(
     encoder : from ``load_encoder``
     batch_size : at most this many texts per forward pass
     show_progress_bar : None shows one for long lists only.
+    what : what the texts are, for the messages: "text" (documents, the
+        default), "question" or "query" (a too-long question is then not
+        called a long document).
 
     With the ``fast`` extra installed (ONNX Runtime), lists of 64 texts or
     more embedded with the packaged model on the CPU run through the same
@@ -131,9 +135,11 @@ def embed(
         For texts longer than the encoder's window (256 tokens for
         all-MiniLM-L6-v2): only their first tokens are embedded.
     """
-    texts = check_texts(texts, name="texts")
+    if not isinstance(what, str) or not what.strip():
+        raise TypeError(f"what must be a word such as 'text' or 'question', got {what!r}")
+    texts = check_texts(texts, name="texts" if what == "text" else f"{what}s")
     batch_size = check_positive_int(batch_size, "batch_size")
-    _warn_if_truncated(texts, encoder)
+    _warn_if_truncated(texts, encoder, what)
     if show_progress_bar is None:
         show_progress_bar = len(texts) >= _PROGRESS_BAR_MIN_TEXTS
     vectors = _embed_fast(texts, encoder, batch_size, show_progress_bar)
@@ -163,7 +169,7 @@ def _embed_fast(
         return None
 
 
-def _warn_if_truncated(texts: list[str], encoder: SentenceTransformer) -> None:
+def _warn_if_truncated(texts: list[str], encoder: SentenceTransformer, what: str = "text") -> None:
     window = encoder.max_seq_length
     if not window:
         return
@@ -175,12 +181,19 @@ def _warn_if_truncated(texts: list[str], encoder: SentenceTransformer) -> None:
         return
     lengths = encoder.tokenizer([texts[i] for i in suspects], add_special_tokens=True, verbose=False)["input_ids"]
     too_long = [i for i, ids in zip(suspects, lengths) if len(ids) > window]
-    if too_long:
-        first = too_long[0]
-        warnings.warn(
-            f"{len(too_long)} text(s) are longer than the encoder's {window}-token window "
-            f"(the first is texts[{first}], {len(lengths[suspects.index(first)])} tokens); "
-            f"only their first {window} tokens are embedded. Split long documents into chunks.",
-            LongDocumentWarning,
-            stacklevel=3,
-        )
+    if not too_long:
+        return
+    first = too_long[0]
+    n_tokens = len(lengths[suspects.index(first)])
+    if what == "text":
+        message = (f"{len(too_long)} text(s) are longer than the encoder's {window}-token window "
+                   f"(the first is texts[{first}], {n_tokens} tokens); only their first {window} tokens are "
+                   f"embedded. Split long documents into chunks.")
+    elif len(texts) == 1:
+        message = (f"the {what} is longer than the encoder's {window}-token window ({n_tokens} tokens): only its "
+                   f"first {window} tokens are embedded, so only they are searched for. Shorten the {what}.")
+    else:
+        message = (f"{len(too_long)} {what}s are longer than the encoder's {window}-token window (the first is "
+                   f"{what}s[{first}], {n_tokens} tokens): only their first {window} tokens are embedded. "
+                   f"Shorten them.")
+    warnings.warn(message, LongDocumentWarning, stacklevel=3)

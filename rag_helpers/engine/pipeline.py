@@ -17,13 +17,15 @@ from dataclasses import dataclass, field, replace
 from sentence_transformers import SentenceTransformer
 
 from .._infra.validation import check_k, check_positive_int, check_query_text, check_texts
+from .calibration import AUTO, calibrate, check_min_score
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents
 from .corpus import load_python_docs
-from .documents import Document, is_blank, load_documents
+from .documents import Document, load_documents, read_lines
 from .embedding_cache import embed_cached
 from .embeddings import embed, load_encoder
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator
-from .prompts import PROMPT_STYLES, build_prompt, fit_documents
+from .grounding import keep_supported
+from .prompts import PROMPT_STYLES, build_prompt, fit_documents, question_tokens
 from .retrieval import Hit, search
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ContextOverflowError",
     "SkippedFilesWarning",
     "ABSTAIN_ANSWER",
+    "UNSUPPORTED_MODES",
     "CORPORA",
     "DEFAULT_CHUNK_TOKENS",
     "DEFAULT_OVERLAP",
@@ -44,6 +47,10 @@ __all__ = [
 
 #: The corpora shipped with the course, by the name ``from_corpus`` (and ``--corpus``) takes.
 CORPORA: dict[str, Callable[[], list[Document]]] = {"python-docs": load_python_docs}
+
+#: What ``RAGPipeline(unsupported=...)`` does with answer sentences nothing in the context supports:
+#: "keep" them (the default), "flag" them (listed in ``RAGResult.unsupported``) or "drop" them.
+UNSUPPORTED_MODES = ("keep", "flag", "drop")
 
 #: What the pipeline answers, without asking the model, when no document
 #: scores at least ``min_score``.
@@ -79,6 +86,8 @@ class RAGResult:
     answer: str | None  # None until generated (``prepare``, or ``answer(generate=False)``)
     context: list[str] = field(default_factory=list)  # the documents in the prompt, best first
     abstained: bool = False  # True when the best score was below ``min_score``
+    #: The answer's sentences that no sentence of the context supports (``unsupported="flag"`` or "drop").
+    unsupported: list[str] = field(default_factory=list)
 
     @property
     def trimmed(self) -> int:
@@ -99,10 +108,16 @@ class RAGPipeline:
     The generator is loaded on the first answer that needs it (retrieval
     alone never pays for it) unless one is given. With ``min_score`` set, a
     question whose best document scores below it gets ``ABSTAIN_ANSWER``
-    ("I don't know ...") without the model being asked. ``prompt_style`` is
+    ("I don't know ...") without the model being asked. ``min_score="auto"``
+    calibrates that threshold on these documents (``calibration.calibrate``:
+    at most 5 % of generic off-topic questions answered) and keeps the value
+    in ``pipe.min_score``; a number in [-1, 1] is used as it is. ``prompt_style`` is
     one of ``prompts.PROMPT_STYLES``: "plain" (the seed layout), "cite"
     (numbered documents, cite them) or "idk" (say "I don't know" when the
-    context does not hold the answer).
+    context does not hold the answer). ``unsupported`` checks each answer
+    sentence against the context (``grounding.keep_supported``): "keep"
+    (no check), "flag" (list them in ``RAGResult.unsupported``) or "drop"
+    (remove them; "I don't know" when none is left).
     """
 
     def __init__(
@@ -117,17 +132,21 @@ class RAGPipeline:
         device: str | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         cache_embeddings: bool = False,
-        min_score: float | None = None,
+        min_score: float | str | None = None,
         sources: Sequence[object] | None = None,
         prompt_style: str = "plain",
+        unsupported: str = "keep",
     ) -> None:
         self.documents = check_texts(documents)
         self.k = check_k(k, len(self.documents))
         self.max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
-        self.min_score = None if min_score is None else float(min_score)
+        min_score = check_min_score(min_score)
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {sorted(PROMPT_STYLES)}, got {prompt_style!r}")
         self.prompt_style = prompt_style
+        if unsupported not in UNSUPPORTED_MODES:
+            raise ValueError(f"unsupported must be one of {UNSUPPORTED_MODES}, got {unsupported!r}")
+        self.unsupported = unsupported
         if sources is not None and len(sources) != len(self.documents):
             raise ValueError(f"sources has {len(sources)} entries for {len(self.documents)} documents")
         self.sources = list(sources) if sources is not None else None
@@ -139,6 +158,10 @@ class RAGPipeline:
         else:
             self.doc_embeddings, self.embedding_cache = embed(self.documents, self.encoder), None
         # self.doc_embeddings: (n_docs, dim) float32, unit rows
+        #: How ``min_score`` was set: "auto" (calibrated here), "given", or None (never refuse).
+        self.min_score_source = None if min_score is None else ("auto" if min_score == AUTO else "given")
+        self.min_score: float | None = (calibrate(self.doc_embeddings, self.encoder)
+                                        if min_score == AUTO else min_score)
         self._generator = generator
         self._generator_model = generator_model
         self._device = device
@@ -213,7 +236,7 @@ class RAGPipeline:
     def _retrieve(self, question: str, k: int) -> list[Hit]:
         # Inputs were checked once, where they came in; the query vector is
         # a unit row by construction, so the search kernel can trust it.
-        query_vec = embed([question], self.encoder)[0]  # (dim,) float32, unit length
+        query_vec = embed([question], self.encoder, what="question")[0]  # (dim,) float32, unit length
         indices, scores = search(query_vec, self.doc_embeddings, k)  # (k,) int64, (k,) float32
         return [
             Hit(score, self.documents[i], i, self.sources[i] if self.sources else None)
@@ -238,18 +261,33 @@ class RAGPipeline:
             return RAGResult(question, hits, build_prompt(question, documents, self.prompt_style), None, documents)
         max_new_tokens = self._max_new_tokens(max_new_tokens)
         budget = self.generator.context_window - max_new_tokens
+        count = self.generator.count_tokens
         try:
-            kept, prompt = fit_documents(question, documents, self.generator.count_tokens, budget,
-                                         self.prompt_style)
+            kept, prompt = fit_documents(question, documents, count, budget, self.prompt_style)
         except ValueError as exc:
-            raise ContextOverflowError(f"{self.generator.display_name}: {exc}", hits) from None
-        if len(kept) < len(documents):
+            # A document too long for the window on its own (one unbroken
+            # run of text, say) must not block the hits that do fit.
+            fitting = [d for d in documents if _fits_alone(question, d, count, budget, self.prompt_style)]
+            if not fitting:
+                raise ContextOverflowError(f"{self.generator.display_name}: {exc}", hits) from None
+            kept, prompt = fit_documents(question, fitting, count, budget, self.prompt_style)
+            too_long = [i + 1 for i, d in enumerate(documents) if d not in fitting]
             warnings.warn(
-                f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
-                f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
+                f"retrieved document{'s' if len(too_long) > 1 else ''} "
+                f"{', '.join(map(str, too_long))} (by rank) {'are' if len(too_long) > 1 else 'is'} too long "
+                f"for {self.generator.display_name}'s context window on its own (left out of the prompt); "
+                f"{len(kept)} of the other {len(fitting)} fit",
                 ContextTrimmedWarning,
                 stacklevel=2,
             )
+        else:
+            if len(kept) < len(documents):
+                warnings.warn(
+                    f"only the best {len(kept)} of {len(documents)} retrieved documents fit "
+                    f"{self.generator.display_name}'s context window; the rest were left out of the prompt",
+                    ContextTrimmedWarning,
+                    stacklevel=2,
+                )
         return RAGResult(question, hits, prompt, None, kept)
 
     def generate(
@@ -269,7 +307,10 @@ class RAGPipeline:
         if prepared.abstained or prepared.prompt is None:
             return prepared
         answer = _write(self.generator, prepared.prompt, self._max_new_tokens(max_new_tokens), stream, sampling)
-        return replace(prepared, answer=answer)
+        if self.unsupported == "keep" or not prepared.context:
+            return replace(prepared, answer=answer)
+        checked = keep_supported(answer, prepared.context, self.encoder, drop=self.unsupported == "drop")
+        return replace(prepared, answer=checked.answer, unsupported=checked.unsupported)
 
     def answer(
         self,
@@ -295,20 +336,18 @@ class RAGPipeline:
 
 
 
+def _fits_alone(question: str, document: str, count_tokens: Callable[[str], int], budget: int,
+                style: str) -> bool:
+    try:
+        fit_documents(question, [document], count_tokens, budget, style)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_document(item: object) -> bool:
     return isinstance(item, Document) or (isinstance(getattr(item, "text", None), str)
                                           and isinstance(getattr(item, "source", None), str))
-
-
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """One document per non-blank line of the text file ``path``, stripped.
-
-    Read by the same loader as ``from_files``: invalid UTF-8 or binary
-    content is a ``DocumentError`` naming the file and the byte offset, and a
-    byte-order mark is dropped. A file with no non-blank line gives ``[]``.
-    """
-    (document,) = load_documents([path]).documents[:1]
-    return [line.strip() for line in document.text.splitlines() if not is_blank(line)]
 
 
 def generate_real_answer(
@@ -328,6 +367,15 @@ def generate_real_answer(
     (greedy by default). Raises ``ValueError`` if the prompt and
     ``max_new_tokens`` do not fit the model's window.
     """
+    max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
+    question_alone = question_tokens(question, generator.count_tokens)
+    if question_alone + max_new_tokens > generator.context_window:
+        # Blame what is too long: no choice of documents can help here.
+        raise ValueError(
+            f"the question alone makes a prompt of {question_alone} tokens which, with max_new_tokens="
+            f"{max_new_tokens}, is more than {generator.display_name}'s context window of "
+            f"{generator.context_window} tokens: ask a shorter question"
+        )
     return _write(generator, build_prompt(question, documents), max_new_tokens, stream, sampling)
 
 

@@ -24,7 +24,7 @@ from .._infra.validation import check_text, check_texts
 from ..prompts import chat_messages
 from .injection import neutralize
 
-__all__ = ["build_prompt", "chat_messages", "fit_documents", "undefended_prompt", "PROMPT_STYLES"]
+__all__ = ["build_prompt", "chat_messages", "fit_documents", "question_tokens", "undefended_prompt", "PROMPT_STYLES"]
 
 #: What each style adds before the CONTEXT / QUESTION / ANSWER sections.
 #: "plain" is the course's seed layout; "cite" numbers the documents.
@@ -112,6 +112,12 @@ def _layout(question: str, documents: Sequence[str], style: str = "plain") -> st
     return instructions + taught.build_prompt(_block(question), lines)
 
 
+def question_tokens(question: str, count_tokens: Callable[[str], int], style: str = "plain") -> int:
+    """Tokens of the prompt with no document at all: what the question alone costs."""
+    question_text, _ = _neutralized(question, ["-"])
+    return count_tokens(_layout(question_text, [], style))
+
+
 def fit_documents(
     question: str,
     documents: Sequence[str],
@@ -166,7 +172,7 @@ def fit_documents(
             hi = mid - 1
     if best is not None:
         return documents[: best[0]], best[1]
-    question_alone = count_tokens(_layout(question_text, [], style))
+    question_alone = question_tokens(question, count_tokens, style)
     if question_alone > budget:
         raise ValueError(
             f"the question alone makes a prompt of {question_alone} tokens, more than the "

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._infra.validation import check_k, check_positive_int, check_query_text, check_texts
 from .blocked_search import SCORE_BLOCK_BYTES, search_blocked
-from .scoring import prepare_query_and_docs
+from .scoring import check_doc_norms, prepare_query_and_docs
 
 if TYPE_CHECKING:  # only for the annotation: `search` must not import torch
     from sentence_transformers import SentenceTransformer
@@ -114,6 +114,9 @@ def retrieve(
     Returns
     -------
     ``[Hit(score, document), ...]``, best first, ``score`` a Python float.
+
+    Raises ``ValueError`` if a row of ``doc_embeddings`` is not unit length
+    (within ``vectors.UNIT_TOLERANCE``): it would rank wrong without a word.
     """
     query = check_query_text(query)
     documents = check_texts(documents)
@@ -126,7 +129,12 @@ def retrieve(
     k = check_k(k, n)
     from .embeddings import embed  # imported on first use: it brings in sentence-transformers
 
-    indices, scores = search(embed([query], encoder)[0], doc_embeddings, k)
+    query_vec = embed([query], encoder, what="query")[0]
+    _, docs = prepare_query_and_docs(query_vec, doc_embeddings)
+    # search() trusts the norms of its matrix; here one more pass costs little
+    # next to embedding the query, and a row shorter than 1 would rank too low.
+    check_doc_norms(docs)
+    indices, scores = search(query_vec, docs, k)
     return [Hit(float(s), documents[i], i) for i, s in zip(indices.tolist(), scores.tolist())]
 
 
