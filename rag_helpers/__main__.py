@@ -132,6 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the longest answer, in tokens (default {DEFAULT_MAX_NEW_TOKENS})",
     )
     parser.add_argument("--no-stream", action="store_true", help="print the answer at the end, not as it is written")
+    parser.add_argument("--extractive", action="store_true",
+                        help="answer without the language model: the retrieved chunks' sentences closest to the "
+                             "question (no model is loaded; notebook 11 measures it against the model)")
+    parser.add_argument("--unsupported", choices=["keep", "flag", "drop"], default="flag",
+                        help="answer sentences that no sentence of the retrieved documents supports: flag them "
+                             "after the answer (default), drop them from it (the answer is then printed at the "
+                             "end), or keep them unchecked")
     return parser
 
 
@@ -168,7 +175,7 @@ def _main(args: argparse.Namespace) -> int:
     print(f"Using device: {device}")
     common = dict(embedding_model=args.embedding_model, generator_model=args.generator_model,
                   device=device, max_new_tokens=args.max_new_tokens, cache_embeddings=True,
-                  prompt_style=args.prompt_style, min_score=args.min_score)
+                  prompt_style=args.prompt_style, min_score=args.min_score, unsupported=args.unsupported)
     if files:
         chunking = dict(chunk_tokens=args.chunk_tokens, overlap=args.overlap, k=args.k, **common)
         with warnings.catch_warnings(record=True) as caught:
@@ -191,6 +198,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.min_score == AUTO and pipe.min_score is not None:
         print(f"\"I don't know\" below score {pipe.min_score:.3f} (calibrated on these documents; "
               f"--min-score to change)", file=sys.stderr)
+    if args.extractive:
+        return _print_extractive(pipe.extract(args.question), pipe)
     # prepare() loads the generator (for its tokenizer), unless the question is
     # refused by --min-score: a fallback notice comes before the results.
     with warnings.catch_warnings():
@@ -198,14 +207,7 @@ def _main(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", ContextTrimmedWarning)
         prepared = pipe.prepare(args.question)
 
-    print(f"\n--- Retrieved Documents (Top {len(prepared.hits)}) ---")
-    for hit in prepared.hits:
-        if hit.location is None:
-            print(f"Score: {hit.score:.4f} | Document: {hit.document}")
-        else:
-            preview = " ".join(hit.document.split())
-            preview = preview if len(preview) <= 100 else preview[:99] + "…"
-            print(f"Score: {hit.score:.4f} | Source: {hit.location} | {preview}")
+    _print_hits(prepared.hits)
     if prepared.trimmed:
         print(f"(the prompt keeps the best {len(prepared.context)} of them: the rest do not fit "
               f"{pipe.generator.display_name}'s context window)")
@@ -216,8 +218,36 @@ def _main(args: argparse.Namespace) -> int:
     print("\n--- Prompt Sent to LLM ---")
     print(prepared.prompt)
     print("--- Final Answer from LLM ---")
-    result = pipe.generate(prepared, stream=not args.no_stream)
-    print("" if not args.no_stream else result.answer)
+    stream = not args.no_stream and args.unsupported != "drop"  # dropping needs the whole answer first
+    result = pipe.generate(prepared, stream=stream)
+    print("" if stream else result.answer)
+    if result.unsupported:
+        verb = "left out" if args.unsupported == "drop" else "flagged"
+        print(f"\n({len(result.unsupported)} sentence{'s' if len(result.unsupported) > 1 else ''} {verb}: "
+              "no sentence of the retrieved documents supports "
+              f"{'them' if len(result.unsupported) > 1 else 'it'}: "
+              + " | ".join(repr(s) for s in result.unsupported) + ")")
+    return 0
+
+
+def _print_hits(hits) -> None:
+    print(f"\n--- Retrieved Documents (Top {len(hits)}) ---")
+    for hit in hits:
+        if hit.location is None:
+            print(f"Score: {hit.score:.4f} | Document: {hit.document}")
+        else:
+            preview = " ".join(hit.document.split())
+            preview = preview if len(preview) <= 100 else preview[:99] + "…"
+            print(f"Score: {hit.score:.4f} | Source: {hit.location} | {preview}")
+
+
+def _print_extractive(result, pipe) -> int:
+    _print_hits(result.hits)
+    if result.abstained:
+        print(f"\n--- Final Answer (no document scores {pipe.min_score:.3f} or more) ---")
+    else:
+        print("\n--- Extractive Answer (the documents' own sentences; no language model) ---")
+    print(result.answer)
     return 0
 
 

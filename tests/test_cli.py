@@ -162,3 +162,43 @@ def test_the_command_line_is_a_front_end_of_the_pipeline_only():
     absolute |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
     assert {m for m in relative if not m.startswith("_infra.")} == {"engine.pipeline", "knowledge_base"}
     assert not any(m.startswith("rag_helpers") for m in absolute)
+
+
+def test_by_default_an_off_topic_question_gets_i_dont_know_and_the_readme_example_an_answer():
+    done = _run_cli("Who won the 2018 FIFA World Cup?", "--corpus", "python-docs", "-k", "4", "--no-stream",
+                    "--max-new-tokens", "4")
+    assert done.returncode == 0, done.stderr
+    assert "the model was not asked" in done.stdout and "I don't know" in done.stdout
+    assert "(calibrated on these documents; --min-score to change)" in done.stderr
+    done = _run_cli("How do I read a file line by line?", "--corpus", "python-docs", "-k", "4", "--no-stream",
+                    "--max-new-tokens", "8")
+    assert done.returncode == 0, done.stderr
+    assert "--- Final Answer from LLM ---" in done.stdout and "the model was not asked" not in done.stdout
+
+
+def test_unsupported_sentences_are_flagged_or_dropped(tmp_path):
+    facts = tmp_path / "facts.txt"
+    facts.write_text("The kettle is descaled with white vinegar once a month.\n")
+    # A question the single document cannot answer, asked anyway (--min-score -1): whatever the model
+    # invents is checked against the document, sentence by sentence.
+    args = ("Who wrote the novel War and Peace, and when?", "--lines", str(facts), "-k", "1", "--min-score", "-1",
+            "--max-new-tokens", "40", "--no-stream")
+    flagged = _run_cli(*args)
+    assert flagged.returncode == 0, flagged.stderr
+    answer = flagged.stdout.split("--- Final Answer from LLM ---\n", 1)[1]
+    assert "flagged: no sentence of the retrieved documents supports" in answer
+    dropped = _run_cli(*args, "--unsupported", "drop")
+    assert dropped.returncode == 0, dropped.stderr
+    answer = dropped.stdout.split("--- Final Answer from LLM ---\n", 1)[1]
+    assert "left out" in answer and "I don't know" in answer.splitlines()[0]
+
+
+def test_extractive_answers_without_loading_a_model(tmp_path):
+    facts = tmp_path / "facts.txt"
+    facts.write_text("The kettle is descaled with white vinegar once a month.\nKnives live in the left drawer.\n")
+    done = _run_cli("How is the kettle descaled?", "--lines", str(facts), "-k", "1", "--extractive",
+                    "--generator-model", "no/such-model")  # never loaded: a wrong name costs nothing
+    assert done.returncode == 0, done.stderr
+    answer = done.stdout.split("--- Extractive Answer", 1)[1]
+    assert "The kettle is descaled with white vinegar once a month." in answer
+    assert "Prompt Sent to LLM" not in done.stdout

@@ -257,6 +257,9 @@ INTERRUPT_SCRIPT = textwrap.dedent("""
     from rag_helpers.engine.generation import load_generator
 
     mode, repeats = sys.argv[1], int(sys.argv[2])
+    # As in a terminal: a parent started in the background (CI, `cmd &`) hands down SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     generator = load_generator(rh.PACKAGED_GENERATOR, device="cpu")
     prompt = "Write a long story about a dragon who learns to code in Python."
     for attempt in range(repeats):

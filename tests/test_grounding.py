@@ -71,3 +71,15 @@ def test_a_question_too_long_is_blamed_as_the_question(generator):
     question = "why " * (generator.context_window + 10)
     with pytest.raises(ValueError, match="the question alone"):
         rh.generate_real_answer(question, CONTEXT, generator, max_new_tokens=16)
+
+
+def test_extract_answers_with_the_documents_own_sentences_and_no_model(encoder):
+    pipe = rh.RAGPipeline(rh.SAMPLE_DOCUMENTS, k=2, encoder=encoder, min_score="auto")
+    res = pipe.extract("which planet is the biggest?", n_sentences=1)
+    assert res.answer == "Jupiter is the largest planet in our solar system." and res.prompt is None
+    assert not res.abstained and res.context == [h.document for h in res.hits]
+    refused = pipe.extract("Who won the 2018 FIFA World Cup?")
+    assert refused.abstained and "I don't know" in refused.answer
+    assert not pipe.generator_loaded
+    with pytest.raises(ValueError, match="n_sentences"):
+        pipe.extract("which planet is the biggest?", n_sentences=0)

@@ -35,7 +35,7 @@ from pathlib import PurePath
 import numpy as np
 
 from .. import answers as taught
-from .pipeline import ABSTAIN_ANSWER, RAGPipeline
+from .pipeline import ABSTAIN_ANSWER, EXTRACTIVE_SENTENCES, RAGPipeline
 from .prompts import build_prompt
 
 __all__ = [
@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 CONDITIONS = ("closed-book", "rag", "rag-cite", "rag-idk", "extractive", "oracle")
-#: How many sentences the extractive baseline returns (chosen on the dev half: ``benchmarks/answers.py``).
-EXTRACTIVE_SENTENCES = 2
 # "I don't know", "I do not know", with a straight or a curly apostrophe.
 _IDK = re.compile(r"\bi (?:don['’]?t|do not) know\b", re.IGNORECASE)
 
@@ -274,7 +272,7 @@ def score_answer(pipe: RAGPipeline, q: EvalQuestion, found: list, context: list[
         row["exact"] = taught.exact_match(text, q.answer)
         row["recall"] = taught.token_recall(text, q.answer)
         row["rouge_l_recall"] = taught.rouge_l(text, q.answer)[1]
-    if q.sources:
+    if q.sources and row["retrieved"] is not None:
         row["hit"] = float(any(_source_matches(s, q.sources) for s in row["retrieved"] or []))
     if context and not abstained:
         row["context_precision"] = taught.context_precision(text, context)

@@ -9,6 +9,7 @@ the notebook explorer) call these two and never assemble steps themselves.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from sentence_transformers import SentenceTransformer
 
+from ..answers import extractive_answer
 from .._infra.validation import check_k, check_positive_int, check_query_text, check_texts
 from .calibration import AUTO, calibrate, check_min_score
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents
@@ -36,6 +38,7 @@ __all__ = [
     "SkippedFilesWarning",
     "ABSTAIN_ANSWER",
     "UNSUPPORTED_MODES",
+    "EXTRACTIVE_SENTENCES",
     "CORPORA",
     "DEFAULT_CHUNK_TOKENS",
     "DEFAULT_OVERLAP",
@@ -51,6 +54,10 @@ CORPORA: dict[str, Callable[[], list[Document]]] = {"python-docs": load_python_d
 #: What ``RAGPipeline(unsupported=...)`` does with answer sentences nothing in the context supports:
 #: "keep" them (the default), "flag" them (listed in ``RAGResult.unsupported``) or "drop" them.
 UNSUPPORTED_MODES = ("keep", "flag", "drop")
+
+#: Sentences in an extractive answer (``RAGPipeline.extract``): chosen on the dev half of the labelled
+#: questions, with k, by the extractive answers' token F1 (``python -m benchmarks answers``).
+EXTRACTIVE_SENTENCES = 3
 
 #: What the pipeline answers, without asking the model, when no document
 #: scores at least ``min_score``.
@@ -331,6 +338,23 @@ class RAGPipeline:
             return prepared
         return self.generate(prepared, max_new_tokens=max_new_tokens, **generation_options)
 
+    def extract(self, question: str, k: int | None = None, *,
+                n_sentences: int = EXTRACTIVE_SENTENCES) -> RAGResult:
+        """An answer without the language model: the retrieved chunks' sentences closest to the question.
+
+        Notebook 11's ``extractive_answer`` over the ``k`` best chunks: every word of the answer is
+        the documents' own, and no model is loaded. On the Python-docs test half it scores a higher
+        token F1 against the gold answers than the offline SmolLM2-135M does from the same chunks
+        (benchmarks/ANSWERS.md). Abstains below ``min_score`` like ``answer``.
+        """
+        n_sentences = check_positive_int(n_sentences, "n_sentences")
+        hits = self.retrieve(question, k)
+        if self.min_score is not None and hits[0].score < self.min_score:
+            return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
+        documents = [hit.document for hit in hits]
+        return RAGResult(question, hits, None, extractive_answer(question, documents, self.encoder, n_sentences),
+                         documents)
+
     def _max_new_tokens(self, value: int | None) -> int:
         return self.max_new_tokens if value is None else check_positive_int(value, "max_new_tokens")
 
@@ -386,11 +410,15 @@ def _print_piece(text: str) -> None:
 def _write(generator: Generator, prompt: str, max_new_tokens: int,
            stream: bool | Callable[[str], object], sampling: dict) -> str:
     """The answer to ``prompt``: all at once, or read from ``Generator.stream`` piece by piece."""
+    # A repetition loop ("::::" forty times) is cut where it starts: the rest is garbage.
+    sampling = {"stop_repeats": True, **sampling}
     if not stream:
         return generator.generate(prompt, max_new_tokens, **sampling)
     on_text = _print_piece if stream is True else stream
     pieces = []
-    for piece in generator.stream(prompt, max_new_tokens, **sampling):
-        on_text(piece)
-        pieces.append(piece)
+    # closing(): a Ctrl-C inside on_text stops the model's background thread at once.
+    with contextlib.closing(generator.stream(prompt, max_new_tokens, **sampling)) as written:
+        for piece in written:
+            on_text(piece)
+            pieces.append(piece)
     return "".join(pieces).strip()
