@@ -61,9 +61,10 @@ def test_a_hit_too_long_for_the_window_does_not_block_the_others(encoder, genera
     giant = "a" * 200_000  # one unbroken run: a single document far past SmolLM2's window
     docs = [giant, *CONTEXT]
     pipe = rh.RAGPipeline(docs, k=3, encoder=encoder, generator=generator)
-    question = "aaaa which planet is the biggest?"
+    question = "a" * 60  # ranks the giant first
     with pytest.warns(rh.ContextTrimmedWarning, match="too long"):
-        res = pipe.answer(question, max_new_tokens=16, generate=False)
+        res = pipe.prepare(question, max_new_tokens=16)  # fits the prompt to the window, does not generate
+    assert res.hits[0].document == giant
     assert giant not in res.context and res.context and set(res.context) <= set(CONTEXT)
 
 
