@@ -114,7 +114,10 @@ def test_generate_real_answer_is_build_prompt_then_generate(generator):
 
 def test_streaming_reads_generator_stream(pipe, monkeypatch):
     # One streaming loop: Generator.stream. The pipeline only collects its pieces.
-    monkeypatch.setattr(type(pipe.generator), "stream", lambda self, prompt, n, **kw: iter(["Jup", "iter "]))
+    def fake_stream(self, prompt, n, **kw):  # a generator, as Generator.stream is (the pipeline closes it)
+        yield from ["Jup", "iter "]
+
+    monkeypatch.setattr(type(pipe.generator), "stream", fake_stream)
     pieces = []
     result = pipe.answer(rh.SAMPLE_QUESTION, stream=pieces.append)
     assert pieces == ["Jup", "iter "] and result.answer == "Jupiter"
