@@ -196,13 +196,19 @@ def _slow_build(folder: Path) -> None:
     ist.build_index(folder, CORPORA[1][1], encoder=None)
 
 
-def test_a_build_killed_while_embedding_is_cleaned_up_by_the_next_run(tmp_path):
-    folder = ist.save_index(tmp_path / "index", *CORPORA[0], model="writer 0")
+def _start_building(folder):
+    """A child process running a slow build_index on folder, once its .building folder exists."""
     child = start(_slow_build, folder)
     deadline = time.time() + 20
     while not [p for p in folder.iterdir() if p.name.startswith(".building")] and time.time() < deadline:
         time.sleep(0.01)
     time.sleep(0.05)
+    return child
+
+
+def test_a_build_killed_while_embedding_is_cleaned_up_by_the_next_run(tmp_path):
+    folder = ist.save_index(tmp_path / "index", *CORPORA[0], model="writer 0")
+    child = _start_building(folder)
     kill(child)
     assert [p for p in folder.iterdir() if p.name.startswith(".building")], "the child never started building"
     assert whose(ist.open_index(folder)) == 0  # the old index, whole, and the killed build's folder removed
@@ -211,11 +217,7 @@ def test_a_build_killed_while_embedding_is_cleaned_up_by_the_next_run(tmp_path):
 
 def test_a_live_builders_folder_is_not_removed(tmp_path):
     folder = ist.save_index(tmp_path / "index", *CORPORA[0], model="writer 0")
-    child = start(_slow_build, folder)
-    deadline = time.time() + 20
-    while not [p for p in folder.iterdir() if p.name.startswith(".building")] and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
+    child = _start_building(folder)
     try:
         ist.save_index(folder, *CORPORA[2], model="writer 2")  # another run meanwhile
         assert [p for p in folder.iterdir() if p.name.startswith(".building")], "removed a live build's folder"

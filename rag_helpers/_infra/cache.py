@@ -50,6 +50,7 @@ __all__ = [
     "write_manifest",
     "check_manifest",
     "build_atomically",
+    "fsync_file",
     "fsync_folder",
     "write_file_atomically",
     "folder_lock",
@@ -193,7 +194,7 @@ def build_atomically(folder: Path, build: Callable[[Path], None]) -> None:
         build(tmp)
         for path in tmp.rglob("*"):
             if path.is_file():
-                _fsync_file(path)
+                fsync_file(path)
         fsync_folder(tmp)
         if folder.exists() and _exchange(tmp, folder):
             pass  # tmp now holds the old entry, removed below
@@ -214,7 +215,8 @@ def build_atomically(folder: Path, build: Callable[[Path], None]) -> None:
 # ------------------------------------------------------- crash-safe writing
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a written file's bytes to disk before it is renamed into place."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -76,6 +76,7 @@ from sentence_transformers import SentenceTransformer
 
 from .embedding_cache import model_fingerprint, texts_digest
 from .._infra.cache import (
+    fsync_file,
     fsync_folder,
     hold_owner_lock,
     is_stale,
@@ -274,7 +275,7 @@ def _save(folder: Path, vectors: np.ndarray, documents, *, model: str, codes: bo
                 written[name] = tmp.name
                 if name == _VECTORS and vectors_file is not None:
                     os.replace(vectors_file, tmp)  # written and flushed by build_index
-                    _fsync(tmp)
+                    fsync_file(tmp)
                 else:
                     with open(tmp, "xb") as f:
                         np.save(f, array, allow_pickle=False)
@@ -307,14 +308,6 @@ def _save(folder: Path, vectors: np.ndarray, documents, *, model: str, codes: bo
         fsync_folder(folder)
         _roll_forward(folder, journal)
     return folder
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _file_record(path: Path) -> dict:
