@@ -1,4 +1,4 @@
-"""``python -m benchmarks [PART ...] [--quick] [--out DIR]``: run the benchmarks, write the results.
+"""``python -m benchmarks [PART ...] [--quick] [--out DIR] [--into-results]``: run the benchmarks, write the results.
 
 With no PART, every part but ``suite`` runs and, unless ``--quick`` or
 ``--out`` is given, benchmarks/RESULTS.md and benchmarks/retrieval.png are
@@ -6,6 +6,13 @@ regenerated. Any other run writes its report to ``--out`` (default
 benchmarks/results/raw/, ignored by git), so a partial or quick run never
 overwrites the committed results. ``suite`` runs the test suite and writes
 benchmarks/SUITE.md.
+
+``--into-results`` runs the parts named (full sizes) and puts each one's
+section into benchmarks/RESULTS.md in place of its old one, with its rows of
+the Goals table, and a line saying which command wrote it and when; the rest
+of the file stays as its own run wrote it. (With ``--out DIR``, into
+DIR/RESULTS.md instead; ``--quick`` is allowed only then, so quick figures
+never reach the committed file.)
 """
 from __future__ import annotations
 
@@ -25,8 +32,9 @@ DEFAULT_PARTS = [
     "retrieval", "topk", "loop", "embedding", "generation", "memory",
     "chunking", "bm25", "evaluation", "injection", "scale", "large_input",
 ]
-# Parts run on their own (minutes each), written to their own files: SUITE.md, ANSWERS.md.
-ALL_PARTS = DEFAULT_PARTS + ["suite", "answers", "abstention"]
+# Parts run on their own (minutes each), written to their own files: SUITE.md, ANSWERS.md;
+# and parts not yet in the default run (updates: the lead's, vectordb: issue 19's).
+ALL_PARTS = DEFAULT_PARTS + ["suite", "answers", "abstention", "updates", "vectordb"]
 #: The parts whose section goes into ANSWERS.md (and, between markers, into RESULTS.md).
 ANSWER_PARTS = ("answers", "abstention")
 
@@ -69,11 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes and fewer repeats (N up to 1e5): a minute or two, for development")
     parser.add_argument("--out", type=Path, help="folder for the report (default: see above)")
+    parser.add_argument("--into-results", action="store_true",
+                        help="replace these parts' sections (and their goals) in benchmarks/RESULTS.md, "
+                             "or in OUT/RESULTS.md with --out")
     args = parser.parse_args(argv)
     unknown = [part for part in args.parts if part not in ALL_PARTS]
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(ALL_PARTS)}")
     parts = args.parts or DEFAULT_PARTS
+    if args.into_results and args.quick and args.out is None:
+        parser.error("--into-results with --quick needs --out DIR: quick figures never go into benchmarks/RESULTS.md")
     if args.quick and any(p in ANSWER_PARTS for p in parts) and args.out is None:
         args.out = HERE / "results" / "raw"  # a quick run never overwrites ANSWERS.md
 
@@ -83,13 +96,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import retrieval
     from .common import load_average, machine_info
-    from .report import render, render_suite, write_answer_section
+    from .report import render, render_suite, splice_into_results, write_answer_section
 
     # Each part is the module of the same name, imported only when it runs.
-    modules = {part: importlib.import_module(f"benchmarks.{part}") for part in parts}
-    official = not args.parts and not args.quick and args.out is None
-    out = HERE if official else (args.out or HERE / "results" / "raw")
-    raw = HERE / "results" / "raw" if official else out  # the JSON numbers: never committed
+    modules = {}
+    for part in parts:
+        try:
+            modules[part] = importlib.import_module(f"benchmarks.{part}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"benchmarks.{part}":
+                raise  # a library the part needs: its own message says which
+            parser.error(f"part {part!r} is registered but benchmarks/{part}.py does not exist yet")
+    official = not args.parts and not args.quick and args.out is None and not args.into_results
+    if args.into_results:
+        out = args.out or HERE  # where RESULTS.md and its plots are
+    else:
+        out = HERE if official else (args.out or HERE / "results" / "raw")
+    raw = HERE / "results" / "raw" if out == HERE else out  # the JSON numbers: never committed
     for folder in (out, raw):
         folder.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
@@ -131,14 +154,25 @@ def main(argv: list[str] | None = None) -> int:
             scale.plot(section, out / "scale.png")
             section.tables.append("![recall@10 against ms per query, ours and FAISS's](scale.png)")
             print(f"wrote {out / 'scale.png'}")
+    if args.into_results:
+        target = out / "RESULTS.md"
+        splice_into_results(target, sections, command=command, load=(load_start, load_average()), info=info)
+        print(f"replaced the section(s) {', '.join(repr(s.title) for s in sections)} in {target}"
+              + (f"; wrote {out / plot_name}" if plot_name else ""))
+        _say_missed(sections)
+        return 0
     text = render(sections, command=command, info=info, load=(load_start, load_average()), wall_s=wall,
                   plot_name=plot_name, suite_file=HERE / "SUITE.md" if official else None)
     (out / "RESULTS.md").write_text(text)
     print(f"wrote {out / 'RESULTS.md'}" + (f" and {out / plot_name}" if plot_name else "") + f" ({wall / 60:.1f} min)")
+    _say_missed(sections)
+    return 0
+
+
+def _say_missed(sections: list) -> None:
     missed = [g.text for s in sections for g in s.goals if g.met is False]
     if missed:
         print("Goals missed:\n  " + "\n  ".join(missed))
-    return 0
 
 
 if __name__ == "__main__":

@@ -87,3 +87,85 @@ def render_suite(section: Section, *, command: str, info: dict[str, str]) -> str
         "",
         *[f"- {note}" for note in section.notes],
     ]).rstrip() + "\n"
+
+
+def _goal_row(goal) -> str:
+    return table(["goal", "measured", "status"], [[goal.text, goal.measured, _MARK[goal.met]]]).split("\n")[2]
+
+
+def _section_span(lines: list[str], title: str) -> tuple[int, int] | None:
+    """Lines ``[start, end)`` of the section headed ``## title``: up to the next ``## `` heading.
+
+    A ``<!-- part:start -->`` marker line also ends it: the answer parts' blocks
+    (``write_answer_section``) begin with one, and must not be swallowed.
+    """
+    heading = f"## {title}"
+    try:
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == heading)
+    except StopIteration:
+        return None
+    def ends_it(line: str) -> bool:
+        return line.startswith("## ") or (line.startswith("<!-- ") and line.rstrip().endswith(":start -->"))
+
+    end = next((i for i in range(start + 1, len(lines)) if ends_it(lines[i])), len(lines))
+    return start, end
+
+
+def _splice_goals(lines: list[str], goals: list) -> list[str]:
+    """Replace the Goals table's rows whose first cell is one of ``goals``' texts; append the others to it."""
+    span = _section_span(lines, "Goals")
+    if span is None:  # no Goals section yet: start one at the end
+        lines = lines + ["", "## Goals", ""]
+        span = (len(lines) - 2, len(lines))
+    start, end = span
+    header = next((i for i in range(start + 1, end) if lines[i].startswith("|---")), None)
+    if header is None:  # a heading without its table
+        lines[start + 1:start + 1] = ["", "| goal | measured | status |", "|---|---|---|"]
+        header, end = start + 3, end + 3
+    rows = []  # the table's rows: the lines after its header up to the first that is not a row
+    for i in range(header + 1, end):
+        if not lines[i].startswith("|"):
+            break
+        rows.append(i)
+    new: list[str] = []
+    for goal in goals:
+        prefix = f"| {goal.text} |"
+        row = next((i for i in rows if lines[i].startswith(prefix)), None)
+        if row is None:
+            new.append(_goal_row(goal))
+        else:
+            lines[row] = _goal_row(goal)
+    last = rows[-1] if rows else header
+    lines[last + 1:last + 1] = new
+    return lines
+
+
+def splice_into_results(path: Path, sections: list[Section], *, command: str, load: tuple[str, str],
+                        info: dict[str, str] | None = None) -> None:
+    """Replace each section of ``path`` (RESULTS.md) in place by a later run's, and its rows of the Goals table.
+
+    A section runs from its ``## <title>`` line to the next ``## `` line (or an
+    answer part's start marker); one not yet there is appended at the end.
+    Each gets a line under its heading that says which command wrote it and
+    when, since the header's date and load are those of the full run. Rows of
+    the Goals table whose first cell is one of the section's goal texts are
+    replaced; its new goals are added at the end of the table. The rest of
+    the file is left as it was.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = path.read_text() if path.is_file() else "# Benchmark results\n"
+    lines = text.rstrip("\n").split("\n")
+    for section in sections:
+        body = section.markdown().rstrip("\n").split("\n")  # ["## title", "", ...]
+        machine = f"{info.get('CPU', '?')}, {info.get('cores', '?')}; " if info else ""
+        stamp = (f"Updated by `{command}` on {now} ({machine}load average (1, 5, 15 min) at the start: "
+                 f"{load[0]}; at the end: {load[1]}): a later run than the rest of this file.")
+        block = [body[0], "", stamp, *body[1:], ""]
+        span = _section_span(lines, section.title)
+        if span is None:
+            lines = lines + [""] + block[:-1]
+        else:
+            start, end = span
+            lines[start:end] = block
+        lines = _splice_goals(lines, section.goals)
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")

@@ -87,7 +87,11 @@ def run(quick: bool = False) -> Section:
                 }
                 if batch > 1:
                     fns["faiss_blas"] = lambda: faiss_blas_search(index, queries, k)
-                timings = measure(fns, repeats=repeats, max_seconds=4.0 if quick else 8.0)
+                # One query over the smallest N takes ~50 us: 15 samples cost a few
+                # seconds and steady the median that the small-N goal reads.
+                small = batch == 1 and n == min(sizes)
+                timings = measure(fns, repeats=max(repeats, 15) if small else repeats,
+                                  max_seconds=4.0 if quick else 8.0)
 
                 ours = np.atleast_2d(rh.search(query, docs, k)[0])
                 scores = queries @ docs.T
@@ -137,7 +141,8 @@ def _section(results: list[dict], sizes: list[int], quick: bool) -> Section:
         section.tables.append(f"**{title}** (median ms per call; ratios above 1 mean `search` is faster)\n\n" + table(header, rows))
     section.notes += [
         "Random unit vectors, 384-d float32, the same arrays for every method; medians of "
-        f"{'3' if quick else '5'} timed calls after a warm-up (3 when a call takes seconds), methods taking turns.",
+        f"{'3' if quick else '5'} timed calls after a warm-up (3 when a call takes seconds; 15 for one query at "
+        f"N = {fmt_n(min(sizes))}, where a call takes ~50 us), methods taking turns.",
         "The floor is the BLAS product alone, no top-k: for one query `docs @ q`, one read of the document "
         "matrix (memory bandwidth); for a batch, the products `search` itself makes, one per block of 8 MiB "
         "of scores (one big `Q @ docs.T` is slower: it writes the whole (64, N) matrix to memory).",
@@ -160,11 +165,19 @@ def _section(results: list[dict], sizes: list[int], quick: bool) -> Section:
     all_same = all(ok for r in results for _, ok in r["checks"].values())
     swaps = sum("near-tie" in text for r in results for text, _ in r["checks"].values())
     where = f"N = {fmt_n(top)}" + (" (--quick: 1e6 not run)" if top < 10**6 else "")
+    # Small corpora (issue 19): the same two ratios at the smallest N, where
+    # the product takes ~20 us and the Python around it counts.
+    small = [r for r in results if r["n"] == min(sizes) and r["batch"] == 1]
+    small_floor = max(r["seconds"]["search"] / r["seconds"]["floor"] for r in small)
+    small_faiss = max(r["seconds"]["search"] / r["seconds"]["faiss"] for r in small)
     section.goals += [
         Goal(f"one query at {where}: within 1.2x of the floor `docs @ q`",
              f"{fmt_ratio(worst_floor)} of the floor (worst of k = 5, 100)", worst_floor <= 1.2),
         Goal(f"one query at {where}: faster than IndexFlatIP",
              f"IndexFlatIP takes {fmt_ratio(worst_faiss)} as long (worst of k = 5, 100)", worst_faiss > 1.0),
+        Goal(f"one query at N = {fmt_n(min(sizes))}: within 2x of the floor and 1.25x of IndexFlatIP",
+             f"{fmt_ratio(small_floor)} of the floor, {fmt_ratio(small_faiss)} of IndexFlatIP's time "
+             "(worst of k = 5, 100)", small_floor <= 2.0 and small_faiss <= 1.25),
         Goal("a batch of 64: no slower than IndexFlatIP (every N and k)",
              f"worst case N = {fmt_n(worst_batch['n'])}, k = {worst_batch['k']}: IndexFlatIP takes "
              f"{fmt_ratio(worst_batch['seconds']['faiss'] / worst_batch['seconds']['search'])} as long "

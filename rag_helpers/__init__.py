@@ -57,6 +57,11 @@ _WHERE = {
     "SAMPLE_DOCUMENTS": ".knowledge_base",
     "SAMPLE_QUESTION": ".knowledge_base",
     "PACKAGED_GENERATOR": "._infra.models",
+    # Changing documents, filters, and a vector database (notebook 12).
+    "Where": ".engine.filters",
+    "NoMatchError": ".engine.filters",
+    "VectorStore": ".engine.vector_store",
+    "StoreFilter": ".engine.vector_store",
 }
 
 __all__ = list(_WHERE)
@@ -78,6 +83,8 @@ if _TYPE_CHECKING:  # for editors and type checkers: the same names, eagerly
     from ._infra.models import PACKAGED_GENERATOR, ModelLoadError, OfflineFallbackWarning
     from .engine.abstention import DEFAULT_MIN_SCORE
     from .engine.embeddings import LongDocumentWarning, embed, load_encoder
+    from .engine.filters import NoMatchError, Where
+    from .engine.vector_store import StoreFilter, VectorStore
     from .engine.generation import Generator, load_generator
     from .engine.pipeline import (
         ContextOverflowError, ContextTrimmedWarning, RAGPipeline, RAGResult, SkippedFilesWarning, generate_real_answer,

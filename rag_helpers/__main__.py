@@ -24,6 +24,7 @@ from .engine.pipeline import (
     ContextTrimmedWarning,
     RAGPipeline,
     SkippedFilesWarning,
+    Where,
     check_chunk_sizes,
     read_lines,
 )
@@ -74,6 +75,28 @@ def _min_score(text: str) -> float | str:
     return value
 
 
+def _pages(text: str) -> tuple[int, int]:
+    """``--pages``: one page ``3`` or a range ``3-5`` (1-based, inclusive)."""
+    first, _, last = text.strip().partition("-")
+    try:
+        pages = (int(first), int(last or first))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a page number or FIRST-LAST (e.g. 3-5), got {text!r}") from None
+    if not 1 <= pages[0] <= pages[1]:
+        raise argparse.ArgumentTypeError(f"expected pages from 1 with FIRST <= LAST, got {text!r}")
+    return pages
+
+
+def _where(args: argparse.Namespace) -> Where | None:
+    """The filter the options ask for, or None."""
+    given = dict(source=args.where, suffix=args.file_type, pages=args.pages, section=args.section)
+    if all(value is None for value in given.values()):
+        return None
+    if args.docs is None and args.corpus is None:
+        raise UsageError("--where, --file-type, --pages and --section filter the chunks of --docs or --corpus files")
+    return Where(**given)
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     """``_parser().parse_args``, with ``--min-score -inf`` read as the option and its value.
 
@@ -116,6 +139,21 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"with --docs/--corpus: chunk size in the encoder's tokens (default {DEFAULT_CHUNK_TOKENS})")
     parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
                         help=f"with --docs/--corpus: tokens shared by neighbouring chunks (default {DEFAULT_OVERLAP})")
+    parser.add_argument("--index", metavar="DIR",
+                        help="with --docs: keep the chunks and their vectors in DIR, built on first use and "
+                             "brought up to date on every run (only new and changed files are embedded; deleted "
+                             "files' chunks are removed)")
+    parser.add_argument("--database", metavar="DIR|URL",
+                        help="with --index: answer from a Qdrant vector database kept in line with the index: a "
+                             "folder (embedded, in this process) or a server's URL (http://localhost:6333)")
+    parser.add_argument("--where", metavar="GLOB",
+                        help="with --docs/--corpus: search only chunks of files whose name matches GLOB "
+                             "(e.g. 'notes/2024/*', '*.md'; * also matches /)")
+    parser.add_argument("--file-type", metavar="EXT", help="search only chunks of this file type (pdf, md, rst, txt)")
+    parser.add_argument("--pages", type=_pages, metavar="N|FIRST-LAST",
+                        help="search only chunks of these PDF pages (e.g. 3, or 3-5)")
+    parser.add_argument("--section", metavar="GLOB",
+                        help="search only chunks under a heading whose title matches GLOB (e.g. 'Install*')")
     parser.add_argument("--prompt-style", choices=["plain", "cite", "idk"], default="plain",
                         help="plain: the seed layout (default); cite: numbered documents, cited in the answer; "
                              "idk: the model is told to say \"I don't know\" when the documents do not say")
@@ -165,6 +203,13 @@ def _main(args: argparse.Namespace) -> int:
     check_positive_int(args.max_new_tokens, "--max-new-tokens")
     check_chunk_sizes(args.chunk_tokens, args.overlap)
     files = args.docs is not None or args.corpus is not None
+    where = _where(args)
+    if args.index is not None and args.docs is None:
+        raise UsageError("--index keeps an index of the files of --docs: give --docs PATH ...")
+    if args.database is not None and args.index is None:
+        raise UsageError("--database is kept in line with an index: give --index DIR too")
+    if args.index is not None and not args.index.strip():
+        raise UsageError("--index got an empty path: name a folder")
     if args.docs is not None and any(not path.strip() for path in args.docs):
         raise UsageError("--docs got an empty path: name files or folders")
     if not files:
@@ -181,7 +226,7 @@ def _main(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkippedFilesWarning)
             if args.docs is not None:
-                pipe = RAGPipeline.from_files(args.docs, **chunking)
+                pipe = RAGPipeline.from_files(args.docs, index=args.index, database=args.database, **chunking)
             else:
                 pipe = RAGPipeline.from_corpus(args.corpus, **chunking)
         for warning in caught:  # the skipped files, said in a line or two; any other warning as it was
@@ -193,19 +238,24 @@ def _main(args: argparse.Namespace) -> int:
             print(f"(only {len(pipe.documents)} chunks: k is {len(pipe.documents)})", file=sys.stderr)
     else:
         pipe = RAGPipeline(documents, k=args.k, **common)
+    if pipe.index_update is not None:
+        print(pipe.index_update)
+    if pipe.store is not None:
+        print(f"Database {args.database}: {len(pipe.store)} chunks ({pipe.store_sync[0]} upserted, "
+              f"{pipe.store_sync[1]} deleted)")
     if pipe.embedding_cache is not None and (files or args.lines is not None):  # the user's own documents
         print(pipe.embedding_cache, file=sys.stderr)
     if args.min_score == AUTO and pipe.min_score is not None:
         print(f"\"I don't know\" below score {pipe.min_score:.3f} (calibrated on these documents; "
               f"--min-score to change)", file=sys.stderr)
     if args.extractive:
-        return _print_extractive(pipe.extract(args.question), pipe)
+        return _print_extractive(pipe.extract(args.question, where=where), pipe)
     # prepare() loads the generator (for its tokenizer), unless the question is
     # refused by --min-score: a fallback notice comes before the results.
     with warnings.catch_warnings():
         # Said below, with the documents it concerns.
         warnings.simplefilter("ignore", ContextTrimmedWarning)
-        prepared = pipe.prepare(args.question)
+        prepared = pipe.prepare(args.question, where=where)
 
     _print_hits(prepared.hits)
     if prepared.trimmed:

@@ -38,7 +38,7 @@ DATA_MODULES = {"knowledge_base", "__init__"}
 
 
 def test_every_course_module_is_its_notebooks_export_cells():
-    assert len(nbexport.MODULES) == 11
+    assert len(nbexport.MODULES) == 12
     problems = nbexport.check()
     assert not problems, "\n\n".join(problems)
 

@@ -36,6 +36,7 @@ MODULES = {
     "09_evaluation.ipynb": "evaluation",
     "10_scaling.ipynb": "scaling",
     "11_is_the_answer_right.ipynb": "answers",
+    "12_changing_documents.ipynb": "incremental",
 }
 
 

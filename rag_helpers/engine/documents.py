@@ -52,7 +52,7 @@ import stat
 import unicodedata
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,8 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Skipped",
     "is_blank",
+    "list_files",
+    "load_bytes",
     "load_documents",
     "read_lines",
 ]
@@ -115,6 +117,8 @@ class LoadResult:
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: The source names of the files named directly (not found in a folder): their problems are errors.
+    named: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def report(self, max_names: int = 3) -> str:
         """One line per kind of skip, or "" when nothing was skipped.
@@ -199,17 +203,17 @@ def load_documents(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         _check_exists(path)
 
     result = LoadResult()
-    seen: set[Path] = set()  # resolved paths already read: no file twice, no symlink loops
-    for path in map(Path, paths):
-        if path.is_dir():
-            _load_folder(path, result, seen, max_bytes)
+    for path, name in list_files(paths, result, max_bytes=max_bytes, checked=True):
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            problem = Skipped(name, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
         else:
-            # A file named by the user: any problem is an error, not a skip.
-            problem = _load_file(path, result, seen, max_bytes)
-            if problem is not None and problem.reason == "already loaded":
-                result.skipped.append(problem)
-            elif problem is not None:
-                raise DocumentError(problem.path, problem.reason, problem.detail)
+            problem = load_bytes(name, path.suffix.lower(), data, result)
+        if problem is not None and name in result.named:
+            raise DocumentError(problem.path, problem.reason, problem.detail)
+        if problem is not None:
+            result.skipped.append(problem)
     if not result.documents:
         what = ", ".join(repr(str(p)) for p in paths)
         report = result.report()
@@ -253,8 +257,37 @@ def _check_exists(path: Path) -> None:
         raise OSError(f"{str(path)!r} cannot be read: {err.strerror or err}") from None
 
 
-def _load_folder(folder: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> None:
-    """Walk ``folder`` in sorted order; every file that fails goes to ``result.skipped``."""
+def list_files(paths: Iterable[str | os.PathLike], result: LoadResult, *,
+               max_bytes: int | None = MAX_FILE_BYTES, checked: bool = False) -> Iterator[tuple[Path, str]]:
+    """The files ``load_documents(paths)`` would read, as ``(path, source name)``, without reading them.
+
+    Lazily, in order: folders are walked in sorted order; what is passed over inside them goes to
+    ``result.skipped`` as the walk meets it; a named file that cannot be read raises ``DocumentError``
+    (its name is added to ``result.named``). ``checked``: the paths were checked already.
+    """
+    paths = list(paths)
+    if not checked:
+        for path in map(Path, paths):
+            _check_exists(path)
+    seen: set[Path] = set()  # resolved paths already listed: no file twice, no symlink loops
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from _walk_folder(path, result, seen, max_bytes)
+            continue
+        # A file named by the user: any problem is an error, not a skip.
+        problem = _check_file(path, seen, max_bytes)
+        if problem is not None and problem.reason == "already loaded":
+            result.skipped.append(problem)
+        elif problem is not None:
+            raise DocumentError(problem.path, problem.reason, problem.detail)
+        else:
+            result.named.add(_display_name(path))
+            yield path, _display_name(path)
+
+
+def _walk_folder(folder: Path, result: LoadResult, seen: set[Path],
+                 max_bytes: int | None) -> Iterator[tuple[Path, str]]:
+    """Walk ``folder`` in sorted order; every file that cannot be read goes to ``result.skipped``."""
     real = folder.resolve()
     if real in seen:
         result.skipped.append(Skipped(_display_name(folder), "already loaded",
@@ -271,15 +304,17 @@ def _load_folder(folder: Path, result: LoadResult, seen: set[Path], max_bytes: i
         if entry.name.startswith("."):
             result.skipped.append(Skipped(_display_name(entry), "hidden"))
         elif entry.is_dir():
-            _load_folder(entry, result, seen, max_bytes)
+            yield from _walk_folder(entry, result, seen, max_bytes)
         else:
-            problem = _load_file(entry, result, seen, max_bytes)
+            problem = _check_file(entry, seen, max_bytes)
             if problem is not None:
                 result.skipped.append(problem)
+            else:
+                yield entry, _display_name(entry)
 
 
-def _load_file(path: Path, result: LoadResult, seen: set[Path], max_bytes: int | None) -> Skipped | None:
-    """Append the file's documents to ``result``; return why not, if it cannot be loaded."""
+def _check_file(path: Path, seen: set[Path], max_bytes: int | None) -> Skipped | None:
+    """Why the file cannot be loaded (its type, kind or size), or None; marks it seen."""
     name = _display_name(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -298,10 +333,11 @@ def _load_file(path: Path, result: LoadResult, seen: set[Path], max_bytes: int |
     if real in seen:
         return Skipped(name, "already loaded")
     seen.add(real)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        return Skipped(name, "unreadable", f"{type(err).__name__}: {err.strerror or err}")
+    return None
+
+
+def load_bytes(name: str, suffix: str, data: bytes, result: LoadResult) -> Skipped | None:
+    """Append the documents of one file's bytes (``suffix``: ".pdf" or a text type) to ``result``; or say why not."""
     if suffix == ".pdf":
         return _load_pdf(name, data, result)
     return _load_text(name, data, result)

@@ -91,7 +91,7 @@ def embed_cached(
         vectors = embed(texts, encoder)
         return (vectors, None) if report else vectors
     # Validity before writability: a valid file in a folder we cannot write is still read.
-    vectors, problem = _load(path, key, len(texts), _dimension(encoder))
+    vectors, problem = _load(path, key, len(texts), embedding_dimension(encoder))
     if vectors is not None:
         return (vectors, CacheUse(path, True)) if report else vectors
     unusable = check_cache_dir(path.parent)
@@ -114,7 +114,8 @@ def embedding_cache_path(
     return _path_for(_cache_key(check_texts(texts, name="texts"), encoder), cache_dir)
 
 
-def _dimension(encoder: SentenceTransformer) -> int | None:
+def embedding_dimension(encoder: SentenceTransformer) -> int | None:
+    """The encoder's vector size (None if it cannot say)."""
     # sentence-transformers 6 renamed the method; older releases have only the old name.
     method = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
     return method()

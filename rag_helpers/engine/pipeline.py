@@ -10,25 +10,32 @@ the notebook explorer) call these two and never assemble steps themselves.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from ..answers import extractive_answer
-from .._infra.validation import check_k, check_positive_int, check_query_text, check_texts
+from ..incremental import headings, section_at
+from .._infra.validation import as_float_array, check_k, check_positive_int, check_query_text, check_texts
 from .calibration import AUTO, calibrate, check_min_score
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents
 from .corpus import load_python_docs
 from .documents import Document, load_documents, read_lines
-from .embedding_cache import embed_cached
+from .embedding_cache import embed_cached, embedding_dimension
 from .embeddings import embed, load_encoder
+from .filters import NoMatchError, Where, chunk_metadata, filtered_search
+from .folder_index import FolderIndex, update_folder_index
+from .vector_store import StoreFilter, VectorStore
 from .generation import DEFAULT_MAX_NEW_TOKENS, Generator, load_generator
 from .grounding import keep_supported
 from .prompts import PROMPT_STYLES, build_prompt, fit_documents, question_tokens
 from .retrieval import Hit, search
+from .vectors import check_unit_rows
 
 __all__ = [
     "RAGPipeline",
@@ -46,6 +53,8 @@ __all__ = [
     "check_chunk_sizes",
     "generate_real_answer",
     "read_lines",
+    "Where",
+    "NoMatchError",
 ]
 
 #: The corpora shipped with the course, by the name ``from_corpus`` (and ``--corpus``) takes.
@@ -143,6 +152,8 @@ class RAGPipeline:
         sources: Sequence[object] | None = None,
         prompt_style: str = "plain",
         unsupported: str = "keep",
+        embeddings: np.ndarray | None = None,
+        sections: Sequence[str | None] | None = None,
     ) -> None:
         self.documents = check_texts(documents)
         self.k = check_k(k, len(self.documents))
@@ -157,10 +168,20 @@ class RAGPipeline:
         if sources is not None and len(sources) != len(self.documents):
             raise ValueError(f"sources has {len(sources)} entries for {len(self.documents)} documents")
         self.sources = list(sources) if sources is not None else None
+        if sections is not None and len(sections) != len(self.documents):
+            raise ValueError(f"sections has {len(sections)} entries for {len(self.documents)} documents")
+        #: The heading each document (chunk) starts under, or None: what ``Where(section=...)`` matches.
+        self.sections = list(sections) if sections is not None else None
+        #: What ``from_files(..., index=DIR)`` did to the index (``str()`` is the "Index DIR: ..." line), or None.
+        self.index_update: FolderIndex | None = None
+        #: The vector database answering the searches (``from_files(..., database=...)``), or None.
+        self.store: VectorStore | None = None
         self.encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
+        if embeddings is not None:  # computed already (an index on disk): checked, not recomputed
+            self.doc_embeddings, self.embedding_cache = self._checked_embeddings(embeddings), None
         # Opt-in: the cache writes a file under the user cache folder, and a
         # rebuilt pipeline over the same documents then skips the encoder.
-        if cache_embeddings:
+        elif cache_embeddings:
             self.doc_embeddings, self.embedding_cache = embed_cached(self.documents, self.encoder, report=True)
         else:
             self.doc_embeddings, self.embedding_cache = embed(self.documents, self.encoder), None
@@ -184,6 +205,8 @@ class RAGPipeline:
         encoder: SentenceTransformer | None = None,
         embedding_model: str | None = None,
         device: str | None = None,
+        index: str | os.PathLike | None = None,
+        database: str | os.PathLike | VectorStore | None = None,
         **options,
     ) -> RAGPipeline:
         """A pipeline over files and folders (.txt .md .rst .pdf), cut into chunks of the encoder's tokens.
@@ -195,7 +218,40 @@ class RAGPipeline:
         ``hit.location`` cites ``path:line`` (or the PDF page). Files skipped
         inside folders (binary, empty, unsupported, ...) are reported in one
         ``SkippedFilesWarning``. ``options`` go to ``RAGPipeline``.
+
+        ``index``: a folder that keeps the chunks and their vectors between runs
+        (``folder_index.update_folder_index``): built on first use; on every later call only new
+        and changed files are chunked and only chunks never embedded before are embedded, and
+        deleted files' chunks are removed. ``pipe.index_update`` says what was done
+        (``str(pipe.index_update)``: ``Index DIR: N chunks (E embedded now, R reused, D removed)``).
+        Without ``index`` everything is chunked and embedded here (``cache_embeddings=True``
+        keeps the vectors of this exact list of chunks).
+
+        ``database`` (with ``index``): answer from a vector database instead of the in-memory
+        matrix: a folder (Qdrant, embedded in this process), a server's URL
+        (``"http://localhost:6333"``: the one change to move past one machine) or a
+        ``VectorStore``. It is brought in line with the index on every call (the new chunks
+        upserted, the removed ones deleted; nothing is embedded twice) and searched exactly
+        (flat): the same hits and scores as without it. ``where`` filters run inside it.
         """
+        if database is not None and index is None:
+            raise ValueError("database= is kept in line with an index: give index=DIR too")
+        if index is not None:
+            if isinstance(paths, Sequence) and not isinstance(paths, str) and paths and all(
+                    _is_document(p) for p in paths):
+                raise TypeError("index= keeps an index of files: give file and folder paths, not Documents")
+            encoder = encoder if encoder is not None else load_encoder(embedding_model, device)
+            update = update_folder_index(index, paths, encoder, chunk_tokens=chunk_tokens, overlap=overlap)
+            if update.skipped.skipped:
+                warnings.warn(update.skipped.report(), SkippedFilesWarning, stacklevel=2)
+            options.pop("cache_embeddings", None)  # the index is the cache
+            pipe = cls([c.text for c in update.chunks], min(check_k(k, 10**9), len(update)), encoder=encoder,
+                       device=device, sources=update.chunks, sections=update.sections,
+                       embeddings=update.vectors, **options)
+            pipe.index_update = update
+            if database is not None:
+                pipe._attach_store(database)
+            return pipe
         if isinstance(paths, Sequence) and paths and all(_is_document(p) for p in paths):
             # Documents already loaded: the package's, or ones a notebook's own cells defined.
             documents = [p if isinstance(p, Document) else Document(p.text, p.source, getattr(p, "page", None))
@@ -210,7 +266,8 @@ class RAGPipeline:
             documents, encoder, chunk_tokens, overlap, progress=len(documents) >= 100
         )
         k = min(check_k(k, 10**9), len(chunks))
-        return cls([c.text for c in chunks], k, encoder=encoder, device=device, sources=chunks, **options)
+        return cls([c.text for c in chunks], k, encoder=encoder, device=device, sources=chunks,
+                   sections=_sections(documents, chunks), **options)
 
     @classmethod
     def from_corpus(cls, name: str = "python-docs", **options) -> RAGPipeline:
@@ -235,23 +292,55 @@ class RAGPipeline:
         """Whether the language model is loaded yet (retrieval and abstentions never load it)."""
         return self._generator is not None
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        """The ``k`` (default: the pipeline's) best documents as ``Hit(score, document)``, best first."""
-        question = check_query_text(question, name="question")
-        return self._retrieve(question, self.k if k is None else check_k(k, len(self.documents)))
+    def retrieve(self, question: str, k: int | None = None, *, where: Where | None = None) -> list[Hit]:
+        """The ``k`` (default: the pipeline's) best documents as ``Hit(score, document)``, best first.
 
-    def _retrieve(self, question: str, k: int) -> list[Hit]:
+        ``where``: only chunks that match it (``filters.Where``: a glob on the file name, a file
+        type, PDF pages, a section), filtered before the top-k: k hits whenever k chunks match,
+        fewer only when fewer match. Raises ``NoMatchError`` (a ``ValueError``) when none does.
+        """
+        question = check_query_text(question, name="question")
+        k = self.k if k is None else check_k(k, len(self.documents))
+        rows = self._rows(where)
+        return self._retrieve(question, k if rows is None else min(k, len(rows)), rows, where)
+
+    def metadata(self) -> list[dict]:
+        """``{"source", "page", "section"}`` of each document (chunk): what ``Where`` filters on."""
+        if self.sources is None or not all(hasattr(s, "source") for s in self.sources):
+            raise ValueError("these documents have no file names, pages or sections to filter on: "
+                             "build the pipeline with RAGPipeline.from_files")
+        return chunk_metadata(self.sources, self.sections)
+
+    def _rows(self, where: Where | None) -> np.ndarray | None:
+        if where is None:
+            return None
+        if not isinstance(where, Where):
+            raise TypeError(f"where must be a Where, got {type(where).__name__} {where!r}")
+        rows = where.rows(self.metadata())
+        if rows.size == 0:
+            raise NoMatchError(f"no chunk matches {where}: nothing to search "
+                               f"({len(self.documents)} chunks from {len({s.source for s in self.sources})} files)")
+        return rows
+
+    def _retrieve(self, question: str, k: int, rows: np.ndarray | None = None,
+                  where: Where | None = None) -> list[Hit]:
         # Inputs were checked once, where they came in; the query vector is
         # a unit row by construction, so the search kernel can trust it.
         query_vec = embed([question], self.encoder, what="question")[0]  # (dim,) float32, unit length
-        indices, scores = search(query_vec, self.doc_embeddings, k)  # (k,) int64, (k,) float32
+        if self.store is not None:
+            keys, scores = self.store.search(query_vec, k, where=self._store_filter(rows, where))
+            indices = np.array([self._row_of_key[key] for key in keys], dtype=np.int64)
+        elif rows is None:
+            indices, scores = search(query_vec, self.doc_embeddings, k)  # (k,) int64, (k,) float32
+        else:
+            indices, scores = filtered_search(query_vec, self.doc_embeddings, k, rows)
         return [
             Hit(score, self.documents[i], i, self.sources[i] if self.sources else None)
             for i, score in zip(indices.tolist(), scores.tolist())
         ]
 
     def prepare(self, question: str, k: int | None = None, *, fit: bool = True,
-                max_new_tokens: int | None = None) -> RAGResult:
+                max_new_tokens: int | None = None, where: Where | None = None) -> RAGResult:
         """Retrieve and build the prompt, without generating: ``answer`` is None.
 
         With ``fit=True`` the documents that would overflow the generator's
@@ -259,8 +348,9 @@ class RAGPipeline:
         out, least relevant first, with a ``ContextTrimmedWarning``; this
         loads the generator for its tokenizer. ``fit=False`` never does.
         Raises ``ContextOverflowError`` (a ``ValueError``) if no prompt fits.
+        ``where``: search only the chunks it matches (see ``retrieve``).
         """
-        hits = self.retrieve(question, k)
+        hits = self.retrieve(question, k, where=where)
         if self.min_score is not None and hits[0].score < self.min_score:
             return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
         documents = [hit.document for hit in hits]
@@ -326,20 +416,22 @@ class RAGPipeline:
         *,
         generate: bool = True,
         max_new_tokens: int | None = None,
+        where: Where | None = None,
         **generation_options,
     ) -> RAGResult:
         """Retrieve, build the prompt and (unless ``generate=False``) generate the answer.
 
         ``prepare`` then ``generate``; ``generation_options`` go to
         ``generate`` (``stream``, ``do_sample``, ``temperature``, ``seed``, ...).
+        ``where``: search only the chunks it matches (see ``retrieve``).
         """
-        prepared = self.prepare(question, k, fit=generate, max_new_tokens=max_new_tokens)
+        prepared = self.prepare(question, k, fit=generate, max_new_tokens=max_new_tokens, where=where)
         if not generate:
             return prepared
         return self.generate(prepared, max_new_tokens=max_new_tokens, **generation_options)
 
     def extract(self, question: str, k: int | None = None, *,
-                n_sentences: int = EXTRACTIVE_SENTENCES) -> RAGResult:
+                n_sentences: int = EXTRACTIVE_SENTENCES, where: Where | None = None) -> RAGResult:
         """An answer without the language model: the retrieved chunks' sentences closest to the question.
 
         Notebook 11's ``extractive_answer`` over the ``k`` best chunks: every word of the answer is
@@ -348,15 +440,59 @@ class RAGPipeline:
         (benchmarks/ANSWERS.md). Abstains below ``min_score`` like ``answer``.
         """
         n_sentences = check_positive_int(n_sentences, "n_sentences")
-        hits = self.retrieve(question, k)
+        hits = self.retrieve(question, k, where=where)
         if self.min_score is not None and hits[0].score < self.min_score:
             return RAGResult(question, hits, None, ABSTAIN_ANSWER, [], abstained=True)
         documents = [hit.document for hit in hits]
         return RAGResult(question, hits, None, extractive_answer(question, documents, self.encoder, n_sentences),
                          documents)
 
+    def _attach_store(self, database: str | os.PathLike | VectorStore) -> None:
+        """Bring the database in line with the index (upsert what it lacks, delete what is gone)."""
+        store = database if isinstance(database, VectorStore) else VectorStore(
+            database, self.doc_embeddings.shape[1])
+        update = self.index_update
+        # One point per chunk row: the content key alone is shared by equal texts in two files.
+        row_keys = [hashlib.sha256(f"{key}\0{c.source}\0{c.page}\0{c.start}".encode("utf-8", "surrogatepass"))
+                    .hexdigest() for key, c in zip(update.keys, update.chunks)]
+        stored = store.keys()
+        wanted = set(row_keys)
+        gone = sorted(stored - wanted)
+        if gone:
+            store.delete(gone)
+        new = [i for i, key in enumerate(row_keys) if key not in stored]
+        if new:
+            store.upsert([row_keys[i] for i in new], self.doc_embeddings[new],
+                         [{"source": self.sources[i].source, "page": self.sources[i].page,
+                           "section": self.sections[i]} for i in new])
+        self.store = store
+        self._row_of_key = {key: row for row, key in enumerate(row_keys)}
+        #: What the last sync did to the database: (points upserted, points deleted).
+        self.store_sync = (len(new), len(gone))
+
+    def _store_filter(self, rows: np.ndarray | None, where: Where | None) -> StoreFilter | None:
+        """The rows a ``Where`` matched, as the payload values the database compares."""
+        if rows is None:
+            return None
+        metadata = self.metadata()
+        chosen = [metadata[i] for i in rows.tolist()]
+        return StoreFilter(
+            sources=tuple(sorted({m["source"] for m in chosen})) if where.source or where.suffix else None,
+            pages=where.pages,
+            sections=tuple(sorted({m["section"] for m in chosen})) if where.section else None,
+        )
+
     def _max_new_tokens(self, value: int | None) -> int:
         return self.max_new_tokens if value is None else check_positive_int(value, "max_new_tokens")
+
+    def _checked_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        embeddings = as_float_array(embeddings, name="embeddings", ndims=(2,)).astype(np.float32, copy=False)
+        dim = embedding_dimension(self.encoder)
+        if embeddings.shape[0] != len(self.documents) or (dim is not None and embeddings.shape[1] != dim):
+            raise ValueError(f"embeddings has shape {embeddings.shape}: expected ({len(self.documents)}, {dim}), "
+                             f"one row per document, from this encoder")
+        check_unit_rows(embeddings, name="embeddings")
+        return embeddings
 
 
 
@@ -367,6 +503,21 @@ def _fits_alone(question: str, document: str, count_tokens: Callable[[str], int]
     except ValueError:
         return False
     return True
+
+
+def _sections(documents: Sequence[Document], chunks: Sequence[Chunk]) -> list[str | None]:
+    """The heading each chunk starts under (notebook 12's ``headings``), chunks in document order."""
+    sections: list[str | None] = []
+    position = 0
+    for document in documents:
+        heads = headings(document.text)
+        while position < len(chunks) and chunks[position].source == document.source \
+                and chunks[position].page == document.page:
+            sections.append(section_at(heads, chunks[position].start))
+            position += 1
+    if len(sections) != len(chunks):  # two documents with the same name and page: match by text
+        return [None] * len(chunks)
+    return sections
 
 
 def _is_document(item: object) -> bool:
