@@ -10,10 +10,8 @@ matching rows alone gives (``tests/test_filters.py``).
 """
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -69,12 +67,6 @@ class Where:
         return where_rows(list(metadata), source=self.source, suffix=self.suffix, pages=self.pages,
                           section=self.section)
 
-    def sources(self, names: Sequence[str]) -> list[str]:
-        """The file names among ``names`` that the ``source`` and ``suffix`` conditions let through."""
-        return [name for name in names
-                if (self.source is None or fnmatch.fnmatchcase(name, self.source))
-                and (self.suffix is None or _suffix(name) == self.suffix)]
-
     def __str__(self) -> str:
         said = [f"{name}={value!r}" for name in ("source", "suffix", "pages", "section")
                 if (value := getattr(self, name)) is not None]
@@ -108,7 +100,3 @@ def filtered_search(query: np.ndarray, docs: np.ndarray, k: int,
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _suffix(name: str) -> str:
-    return PurePosixPath(name).suffix.lower()  # as where_rows reads it
