@@ -199,6 +199,27 @@ def test_the_batched_support_gives_the_taught_values(encoder):
         assert np.allclose(got, want, atol=1e-4), (answer, docs)
 
 
+def test_the_batched_extractive_answers_are_the_taught_ones(encoder):
+    pool = answers.split_sentences(GOLD) + [INVENTED, "Jupiter is the largest planet.", "Mars is red. It is cold.",
+                                            "Use shutil.copy2() to keep metadata.", ""]
+    questions = ["How do I copy a file?", "Which planet is the largest?", "Is Mars cold?"]
+    rng = np.random.default_rng(11)
+    batch_questions, batch_docs = [], []
+    for _ in range(12):
+        batch_questions.append(str(rng.choice(questions)))
+        batch_docs.append([str(d) for d in rng.choice(pool, rng.integers(0, 4))])
+    for n in (1, 2, 3):
+        fast = am.extractive_answers(batch_questions, batch_docs, encoder, n)
+        assert fast == [answers.extractive_answer(q, d, encoder, n) for q, d in zip(batch_questions, batch_docs)]
+    assert am.extractive_answers([], [], encoder) == []
+    with pytest.raises(ValueError, match="one list of strings per question"):
+        am.extractive_answers(["a?"], [], encoder)
+    with pytest.raises(ValueError, match=r"questions\[0\] is empty"):
+        am.extractive_answers([" "], [["x."]], encoder)
+    with pytest.raises(ValueError, match="n_sentences"):
+        am.extractive_answers(["a?"], [["x."]], encoder, 0)
+
+
 def test_citations(encoder):
     docs = ["Jupiter is the largest planet in the solar system.", "Mars is often called the red planet."]
     assert answers.citations("A [1]. B [2][1]. C [10]") == [1, 2, 1, 10]

@@ -111,3 +111,37 @@ def test_says_idk_and_an_empty_report():
     assert says_idk("I don't know.") and says_idk("Sorry, I do not know") and says_idk("I don’t know")
     assert not says_idk("I know: Jupiter.") and not says_idk("I don't think so")
     assert AnswerReport().means() == {}
+
+
+class _FixedAnswers:
+    """A stand-in generator whose answers are given: the test is about scoring them, not writing them."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+
+    def generate_batch(self, prompts, max_new_tokens, **options):
+        assert len(prompts) == len(self.answers)
+        return list(self.answers)
+
+
+def test_groundedness_scored_in_one_batch_equals_the_taught_function_answer_by_answer(encoder):
+    import rag_helpers as rh
+    from rag_helpers import answers as taught
+    from rag_helpers.engine.answer_eval import EvalQuestion, evaluate_answers
+
+    docs = [NOTES["planets.md"], NOTES["kitchen.txt"], "Paris is the capital of France. It lies on the Seine."]
+    questions = [EvalQuestion("Which planet is the largest?", "Jupiter"),
+                 EvalQuestion("How is the kettle descaled?", "With vinegar."),
+                 EvalQuestion("What river runs through Paris?", "The Seine.")]
+    answers = ["Jupiter is the largest planet. Bananas are a kind of berry.",
+               "The kettle is descaled with vinegar. I think once a month.",
+               "The Seine runs through Paris, the capital of France."]
+    pipe = rh.RAGPipeline(docs, k=2, encoder=encoder, generator=_FixedAnswers(answers))
+    rows = evaluate_answers(pipe, questions, ["rag"]).records["rag"]
+    values = []
+    for q, text, row in zip(questions, answers, rows):
+        context = [h.document for h in pipe.retrieve(q.question)]
+        assert row["generated"] == text
+        assert row["grounded"] == taught.groundedness(text, context, encoder)
+        values.append(row["grounded"])
+    assert values[0] < 1.0 and values[2] == 1.0   # the banana sentence is supported by nothing retrieved

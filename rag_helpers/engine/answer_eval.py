@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import answers as taught
 from .pipeline import ABSTAIN_ANSWER, EXTRACTIVE_SENTENCES, RAGPipeline
+from .answer_metrics import extractive_answers, sentence_supports
 from .prompts import build_prompt
 
 __all__ = [
@@ -232,15 +233,28 @@ def evaluate_answers(
         texts = _generate(pipe, [p for p in prompts if p is not None], max_new_tokens, batch_size,
                           stop_repeats, progress, condition)
         generated = iter(texts)
-        rows = []
-        for q, found, context, prompt in zip(questions, hits, contexts, prompts):
+        # The extractive answers in one embedding call: the taught function's answers (tested equal).
+        extract = [i for i, (context, prompt) in enumerate(zip(contexts, prompts))
+                   if condition == "extractive" and prompt is None and context]
+        extracted = dict(zip(extract, extractive_answers(
+            [questions[i].question for i in extract], [contexts[i] for i in extract], pipe.encoder,
+            extractive_sentences) if extract else []))
+        answers = []
+        for i, prompt in enumerate(prompts):
             if prompt is not None:
-                text = next(generated)
-            elif condition == "extractive" and context:
-                text = taught.extractive_answer(q.question, context, pipe.encoder, extractive_sentences)
+                answers.append(next(generated))
+            elif i in extracted:
+                answers.append(extracted[i])
             else:
-                text = ABSTAIN_ANSWER
-            rows.append(score_answer(pipe, q, found, context, text, condition))
+                answers.append(ABSTAIN_ANSWER)
+        # Groundedness of every answer in one embedding call (each distinct sentence once): the
+        # same values as the taught function's, answer by answer (tests/test_answer_metrics.py).
+        scored = [i for i, (text, context) in enumerate(zip(answers, contexts)) if _needs_grounding(text, context)]
+        supports = (sentence_supports([answers[i] for i in scored], [contexts[i] for i in scored], pipe.encoder)
+                    if scored else [])
+        grounded = dict(zip(scored, (_share_supported(s) for s in supports)))
+        rows = [score_answer(pipe, q, found, context, text, condition, grounded=grounded.get(i))
+                for i, (q, found, context, text) in enumerate(zip(questions, hits, contexts, answers))]
         report.records[condition] = rows
         report.seconds[condition] = time.perf_counter() - start
     return report
@@ -258,9 +272,22 @@ def _generate(pipe: RAGPipeline, prompts: list[str], max_new_tokens: int, batch_
     return [generator.generate(p, max_new_tokens) for p in tqdm(prompts, desc=label, disable=not progress)]
 
 
+def _needs_grounding(text: str, context: list[str] | None) -> bool:
+    return bool(context) and not (text == ABSTAIN_ANSWER or says_idk(text))
+
+
+def _share_supported(support: np.ndarray) -> float:
+    """``groundedness`` from an answer's sentence supports: an answer without sentences claims nothing (1.0)."""
+    return float(np.mean(support >= taught.SUPPORT_THRESHOLD)) if support.size else 1.0
+
+
 def score_answer(pipe: RAGPipeline, q: EvalQuestion, found: list, context: list[str] | None,
-           text: str, condition: str) -> dict:
-    """One answer's record: what was generated, whether it abstained, and every score that applies."""
+                 text: str, condition: str, grounded: float | None = None) -> dict:
+    """One answer's record: what was generated, whether it abstained, and every score that applies.
+
+    ``grounded``: the answer's groundedness when the caller computed it already (in a batch);
+    otherwise ``groundedness(text, context, pipe.encoder)``.
+    """
     abstained = text == ABSTAIN_ANSWER or says_idk(text)
     row: dict = {"question": q.question, "generated": text, "abstained": abstained,
                  "retrieved": [str(h.source.source) if getattr(h, "source", None) is not None else h.index
@@ -276,7 +303,8 @@ def score_answer(pipe: RAGPipeline, q: EvalQuestion, found: list, context: list[
         row["hit"] = float(any(_source_matches(s, q.sources) for s in row["retrieved"] or []))
     if context and not abstained:
         row["context_precision"] = taught.context_precision(text, context)
-        row["grounded"] = taught.groundedness(text, context, pipe.encoder)
+        row["grounded"] = (taught.groundedness(text, context, pipe.encoder) if grounded is None
+                           else grounded)
         if condition == "rag-cite":
             valid, supported = taught.citation_accuracy(text, context, pipe.encoder)
             row["citations_valid"], row["citations_supported"] = valid, supported

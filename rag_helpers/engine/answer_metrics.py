@@ -40,6 +40,7 @@ __all__ = [
     "context_precision",
     "sentence_support",
     "sentence_supports",
+    "extractive_answers",
     "groundedness",
     "citations",
     "citation_accuracy",
@@ -204,6 +205,40 @@ def extractive_answer(question: str, documents: Sequence[str], encoder: object, 
     if not question.strip():
         raise ValueError("question is empty")
     return taught.extractive_answer(question, documents, _encoder(encoder), int(n_sentences))
+
+
+def extractive_answers(questions: Sequence[str], documents: Sequence[Sequence[str]], encoder: object,
+                       n_sentences: int = 2) -> list[str]:
+    """``extractive_answer`` for many questions, each over its own documents, with one embedding call.
+
+    questions : n strings; documents : n lists of strings. Every distinct sentence and question is
+    embedded once; each answer ranks its own sentences as the taught function does (stable order:
+    ties go to the earlier sentence). Returns n strings.
+    """
+    questions = _texts(questions, "questions")
+    if isinstance(documents, str) or not isinstance(documents, Sequence) or len(documents) != len(questions):
+        raise ValueError("documents must be one list of strings per question")
+    documents = [_texts(docs, f"documents[{i}]") for i, docs in enumerate(documents)]
+    if isinstance(n_sentences, bool) or not isinstance(n_sentences, numbers.Integral) or n_sentences < 1:
+        raise ValueError(f"n_sentences must be a positive integer, got {type(n_sentences).__name__} {n_sentences!r}")
+    for i, question in enumerate(questions):
+        if not question.strip():
+            raise ValueError(f"questions[{i}] is empty")
+    if not questions:
+        return []
+    sentences = [[s for doc in docs for s in taught.split_sentences(doc)] for docs in documents]
+    distinct = sorted({*questions, *(s for group in sentences for s in group)})
+    row = {s: i for i, s in enumerate(distinct)}
+    vectors = embed(distinct, _encoder(encoder))                       # (n_distinct, dim)
+    out = []
+    for question, mine in zip(questions, sentences):
+        if not mine:
+            out.append("")
+            continue
+        scores = vectors[[row[s] for s in mine]] @ vectors[row[question]]
+        best = np.argsort(-scores, kind="stable")[:n_sentences]
+        out.append(" ".join(mine[i] for i in best))
+    return out
 
 
 # ---------------------------------------------------------------- "I don't know"
