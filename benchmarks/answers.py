@@ -30,9 +30,8 @@ import numpy as np
 
 import rag_helpers as rh
 from rag_helpers import answers as taught
-from rag_helpers.engine.answer_eval import (AnswerReport, EvalQuestion, _needs_grounding, _share_supported,
-                                           evaluate_answers, score_answer)
-from rag_helpers.engine.answer_metrics import sentence_supports
+from rag_helpers.engine.answer_eval import (AnswerReport, EvalQuestion, evaluate_answers, grounded_in_one_call,
+                                           score_answer)
 from rag_helpers.engine.comparison import ChunkRetrievers, choose_weight, sweep_weights
 from rag_helpers.engine.corpus import answer_text, load_labelled_questions, load_python_docs, load_unanswerable_questions
 from rag_helpers.engine.grounding import keep_supported
@@ -319,9 +318,7 @@ def _rescore(pipe, questions, hits, rows):
     ``evaluate_answers`` does)."""
     contexts = [[h.document for h in found] if not row["abstained"] else [] for found, row in zip(hits, rows)]
     texts = [row["generated"] or ABSTAIN_ANSWER for row in rows]
-    scored = [i for i, (text, context) in enumerate(zip(texts, contexts)) if _needs_grounding(text, context)]
-    supports = sentence_supports([texts[i] for i in scored], [contexts[i] for i in scored], pipe.encoder)
-    grounded = dict(zip(scored, (_share_supported(s) for s in supports)))
+    grounded = grounded_in_one_call(texts, contexts, pipe.encoder)
     return [score_answer(pipe, q, found, context, text, "rag", grounded=grounded.get(i))
             for i, (q, found, context, text) in enumerate(zip(questions, hits, contexts, texts))]
 

@@ -48,6 +48,7 @@ __all__ = [
     "says_idk",
     "evaluate_answers",
     "score_answer",
+    "grounded_in_one_call",
 ]
 
 CONDITIONS = ("closed-book", "rag", "rag-cite", "rag-idk", "extractive", "oracle")
@@ -247,12 +248,7 @@ def evaluate_answers(
                 answers.append(extracted[i])
             else:
                 answers.append(ABSTAIN_ANSWER)
-        # Groundedness of every answer in one embedding call (each distinct sentence once): the
-        # same values as the taught function's, answer by answer (tests/test_answer_metrics.py).
-        scored = [i for i, (text, context) in enumerate(zip(answers, contexts)) if _needs_grounding(text, context)]
-        supports = (sentence_supports([answers[i] for i in scored], [contexts[i] for i in scored], pipe.encoder)
-                    if scored else [])
-        grounded = dict(zip(scored, (_share_supported(s) for s in supports)))
+        grounded = grounded_in_one_call(answers, contexts, pipe.encoder)
         rows = [score_answer(pipe, q, found, context, text, condition, grounded=grounded.get(i))
                 for i, (q, found, context, text) in enumerate(zip(questions, hits, contexts, answers))]
         report.records[condition] = rows
@@ -272,13 +268,17 @@ def _generate(pipe: RAGPipeline, prompts: list[str], max_new_tokens: int, batch_
     return [generator.generate(p, max_new_tokens) for p in tqdm(prompts, desc=label, disable=not progress)]
 
 
-def _needs_grounding(text: str, context: list[str] | None) -> bool:
-    return bool(context) and not (text == ABSTAIN_ANSWER or says_idk(text))
-
-
-def _share_supported(support: np.ndarray) -> float:
-    """``groundedness`` from an answer's sentence supports: an answer without sentences claims nothing (1.0)."""
-    return float(np.mean(support >= taught.SUPPORT_THRESHOLD)) if support.size else 1.0
+def grounded_in_one_call(answers: Sequence[str], contexts: Sequence[list[str] | None], encoder) -> dict[int, float]:
+    """index -> groundedness of ``answers[index]`` against ``contexts[index]``, for every answer that
+    ``score_answer`` grounds (a context, and no abstention), with one embedding call (each distinct
+    sentence once): the taught ``groundedness``'s values (tests/test_evaluate.py)."""
+    scored = [i for i, (text, context) in enumerate(zip(answers, contexts))
+              if context and not (text == ABSTAIN_ANSWER or says_idk(text))]
+    if not scored:
+        return {}
+    supports = sentence_supports([answers[i] for i in scored], [contexts[i] for i in scored], encoder)
+    # An answer without sentences claims nothing: 1.0, as the taught function says.
+    return {i: float(np.mean(s >= taught.SUPPORT_THRESHOLD)) if s.size else 1.0 for i, s in zip(scored, supports)}
 
 
 def score_answer(pipe: RAGPipeline, q: EvalQuestion, found: list, context: list[str] | None,
