@@ -197,14 +197,19 @@ def citation_accuracy(answer: str, documents: Sequence[str], encoder: object,
     return taught.citation_accuracy(answer, documents, _encoder(encoder), _threshold(threshold))
 
 
+def _n_sentences(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"n_sentences must be a positive integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
 def extractive_answer(question: str, documents: Sequence[str], encoder: object, n_sentences: int = 2) -> str:
     """The documents' ``n_sentences`` sentences closest to the question, best first, joined by a space."""
     question, documents = _text(question, "question"), _texts(documents, "documents")
-    if isinstance(n_sentences, bool) or not isinstance(n_sentences, numbers.Integral) or n_sentences < 1:
-        raise ValueError(f"n_sentences must be a positive integer, got {type(n_sentences).__name__} {n_sentences!r}")
+    n_sentences = _n_sentences(n_sentences)
     if not question.strip():
         raise ValueError("question is empty")
-    return taught.extractive_answer(question, documents, _encoder(encoder), int(n_sentences))
+    return taught.extractive_answer(question, documents, _encoder(encoder), n_sentences)
 
 
 def extractive_answers(questions: Sequence[str], documents: Sequence[Sequence[str]], encoder: object,
@@ -219,8 +224,7 @@ def extractive_answers(questions: Sequence[str], documents: Sequence[Sequence[st
     if isinstance(documents, str) or not isinstance(documents, Sequence) or len(documents) != len(questions):
         raise ValueError("documents must be one list of strings per question")
     documents = [_texts(docs, f"documents[{i}]") for i, docs in enumerate(documents)]
-    if isinstance(n_sentences, bool) or not isinstance(n_sentences, numbers.Integral) or n_sentences < 1:
-        raise ValueError(f"n_sentences must be a positive integer, got {type(n_sentences).__name__} {n_sentences!r}")
+    n_sentences = _n_sentences(n_sentences)
     for i, question in enumerate(questions):
         if not question.strip():
             raise ValueError(f"questions[{i}] is empty")

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 # how each gap is rated. The windows with a ``fits`` veto, the checks and the
 # fast tokenization of long texts are this module's.
 from rag_helpers import documents as taught
+from rag_helpers.incremental import headings, section_at
 from rag_helpers.documents import (
     PARAGRAPH,
     PUNCTUATION,
@@ -57,6 +58,7 @@ from rag_helpers.documents import (
 
 __all__ = [
     "Chunk",
+    "chunk_sections",
     "DEFAULT_CHUNK_TOKENS",
     "DEFAULT_OVERLAP",
     "PARAGRAPH",
@@ -344,3 +346,22 @@ def chunk_documents(
             counted_to = start
             chunks.append(Chunk(text[start:end], document.source, start, end, line, document.page))
     return chunks
+
+
+def chunk_sections(documents: Sequence[Document], chunks: Sequence[Chunk]) -> list[str | None]:
+    """The heading each chunk starts under (notebook 12's ``headings``), one per chunk.
+
+    ``chunks`` as ``chunk_documents(documents, ...)`` returns them: in document order. Where two
+    documents share a name and page the chunks cannot be told apart by them: every section is None.
+    """
+    sections: list[str | None] = []
+    position = 0
+    for document in documents:
+        heads = headings(document.text)
+        while position < len(chunks) and chunks[position].source == document.source \
+                and chunks[position].page == document.page:
+            sections.append(section_at(heads, chunks[position].start))
+            position += 1
+    if len(sections) != len(chunks):
+        return [None] * len(chunks)
+    return sections

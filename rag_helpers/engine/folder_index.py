@@ -33,17 +33,17 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from rag_helpers.incremental import content_key, file_digest, headings, section_at, update_vectors
+from rag_helpers.incremental import content_key, file_digest, update_vectors
 
 from .._infra.cache import folder_lock, fsync_file, fsync_folder, temporary_name, write_file_atomically
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents, chunk_sections
 from .documents import (
     MAX_FILE_BYTES,
     DocumentError,
@@ -234,13 +234,8 @@ def _chunk_file(source: str, suffix: str, data: bytes, result: LoadResult, encod
         _skip(result, problem)
         return None
     chunks = chunk_documents(loaded.documents, encoder, settings["chunk_tokens"], settings["overlap"])
-    sections = []
-    for document in loaded.documents:
-        heads = headings(document.text)
-        sections += [section_at(heads, c.start) for c in chunks
-                     if c.source == document.source and c.page == document.page]
     keys = [content_key(c.text, settings["model"]) for c in chunks]
-    return chunks, sections, keys
+    return chunks, chunk_sections(loaded.documents, chunks), keys
 
 
 def _old_rows(old: _Generation, rows: range) -> tuple[list[Chunk], list[str | None], list[str]]:

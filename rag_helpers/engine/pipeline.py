@@ -20,10 +20,9 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from ..answers import extractive_answer
-from ..incremental import headings, section_at
 from .._infra.validation import as_float_array, check_k, check_positive_int, check_query_text, check_texts
 from .calibration import AUTO, calibrate, check_min_score
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, Chunk, check_chunk_sizes, chunk_documents, chunk_sections
 from .corpus import load_python_docs
 from .documents import Document, load_documents, read_lines
 from .embedding_cache import embed_cached, embedding_dimension
@@ -267,7 +266,7 @@ class RAGPipeline:
         )
         k = min(check_k(k, 10**9), len(chunks))
         return cls([c.text for c in chunks], k, encoder=encoder, device=device, sources=chunks,
-                   sections=_sections(documents, chunks), **options)
+                   sections=chunk_sections(documents, chunks), **options)
 
     @classmethod
     def from_corpus(cls, name: str = "python-docs", **options) -> RAGPipeline:
@@ -503,21 +502,6 @@ def _fits_alone(question: str, document: str, count_tokens: Callable[[str], int]
     except ValueError:
         return False
     return True
-
-
-def _sections(documents: Sequence[Document], chunks: Sequence[Chunk]) -> list[str | None]:
-    """The heading each chunk starts under (notebook 12's ``headings``), chunks in document order."""
-    sections: list[str | None] = []
-    position = 0
-    for document in documents:
-        heads = headings(document.text)
-        while position < len(chunks) and chunks[position].source == document.source \
-                and chunks[position].page == document.page:
-            sections.append(section_at(heads, chunks[position].start))
-            position += 1
-    if len(sections) != len(chunks):  # two documents with the same name and page: match by text
-        return [None] * len(chunks)
-    return sections
 
 
 def _is_document(item: object) -> bool:
